@@ -1,0 +1,247 @@
+"""REST: login, logout, refresh, token minting and inspection, revocation, JWKS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jwt
+from aiohttp import web
+
+from gateway.api.routing import ROUTES, Call, bearer_token, json_response, receipt_headers
+from gateway.api.schema import Array, Int, Obj, OneOf, Str
+from gateway.api.users import USER, user_json
+from gateway.auth.permissions import WILDCARD, Action, parse_actions
+from gateway.auth.tokens import ACCESS
+from gateway.auth.service import MintRequest
+from gateway.errors import NotFound, Unprocessable
+
+DEVICE_ID = Str(min_length=1, max_length=64, pattern=r"[A-Za-z0-9_-]{1,64}")
+
+LOGIN = Obj(
+    {
+        "email": Str(min_length=1, max_length=320),
+        "login": Str(min_length=1, max_length=320),
+        "username": Str(min_length=1, max_length=320),
+        "password": Str(min_length=1, max_length=1024),
+    },
+    required=["password"],
+    description="One of email, login or username names the account.",
+)
+
+TOKEN_PAIR = Obj(
+    {
+        "access_token": Str(),
+        "refresh_token": Str(),
+        "token_type": Str(enum=["Bearer"]),
+        "expires_in": Int(description="seconds until the access token expires"),
+        "issued_at": Str(format="date-time"),
+        "expires_at": Str(format="date-time"),
+        "user_id": Int(),
+    },
+    required=[
+        "access_token",
+        "refresh_token",
+        "token_type",
+        "expires_in",
+        "issued_at",
+        "expires_at",
+        "user_id",
+    ],
+)
+
+REFRESH = Obj({"refresh_token": Str(min_length=1, max_length=8192)}, required=["refresh_token"])
+
+ACTION_REF = OneOf([Str(enum=[a.name for a in Action]), Int(minimum=2, maximum=18)])
+
+MINT = Obj(
+    {
+        "user_id": Int(minimum=1),
+        "actions": Array(ACTION_REF, max_items=64, description="names or ids"),
+        "networkIds": Array(
+            OneOf([Int(minimum=1), Str(enum=[WILDCARD])]),
+            max_items=1000,
+            description='network ids, or ["*"] for all the owner may see',
+        ),
+        "deviceIds": Array(
+            DEVICE_ID, max_items=1000, description='device ids, or ["*"] for all the owner may see'
+        ),
+        "expires_in": Int(minimum=1, description="access token lifetime, seconds"),
+    }
+)
+
+RECEIPT = Obj(
+    {
+        "sessions_closed": Int(),
+        "instances": Array(
+            Obj({"instance": Str(), "sessions_closed": Int()}, required=["instance", "sessions_closed"])
+        ),
+    },
+    required=["sessions_closed", "instances"],
+)
+
+REVOKE = Obj(
+    {
+        "jti": Str(min_length=1, max_length=64),
+        "user_id": Int(minimum=1),
+        "device_id": DEVICE_ID,
+    },
+    description="Exactly one of jti, user_id, device_id.",
+)
+
+TOKEN_INFO = Obj({"header": Obj({}, additional=True), "payload": Obj({}, additional=True)})
+
+
+def _wildcard_or(values: list[Any] | None, kind: str) -> frozenset[Any] | None:
+    if values is None or values == [WILDCARD]:
+        return None
+    if WILDCARD in values:
+        raise Unprocessable(f'{kind}: "*" stands alone, meaning all')
+    return frozenset(values)
+
+
+@ROUTES.route(
+    "POST",
+    "/v1/auth/login",
+    summary="Log in with email (or login/username) and password",
+    tag="auth",
+    body=LOGIN,
+    auth=False,
+    responses={200: TOKEN_PAIR, 401: None, 403: None, 429: None},
+)
+async def login(call: Call) -> web.Response:
+    names = [call.body[key] for key in ("email", "login", "username") if key in call.body]
+    if len(names) != 1:
+        raise Unprocessable("give exactly one of email, login or username")
+    address = call.request.remote or "unknown"
+    pair = await call.services.auth.login(names[0], call.body["password"], address)
+    return json_response(pair.to_json())
+
+
+@ROUTES.route(
+    "POST",
+    "/v1/auth/logout",
+    summary="Revoke the presented access token and its refresh family",
+    tag="auth",
+    responses={204: None, 401: None},
+)
+async def logout(call: Call) -> web.Response:
+    receipt = await call.services.auth.logout(call.principal)
+    return web.Response(status=204, headers=receipt_headers(receipt))
+
+
+@ROUTES.route(
+    "POST",
+    "/v1/auth/logout/all",
+    summary="Revoke every token the user holds, on every device and session",
+    tag="auth",
+    responses={204: None, 401: None},
+)
+async def logout_all(call: Call) -> web.Response:
+    receipt = await call.services.auth.revoke_user(call.principal.user_id, "logout everywhere")
+    return web.Response(status=204, headers=receipt_headers(receipt))
+
+
+@ROUTES.route(
+    "POST",
+    "/v1/auth/token/refresh",
+    summary="Rotate a refresh token: new access and refresh tokens; the old one is consumed",
+    tag="auth",
+    body=REFRESH,
+    auth=False,
+    responses={200: TOKEN_PAIR, 401: None},
+)
+async def refresh(call: Call) -> web.Response:
+    pair = await call.services.auth.refresh(call.body["refresh_token"])
+    return json_response(pair.to_json())
+
+
+@ROUTES.route(
+    "POST",
+    "/v1/auth/token/create",
+    summary="Mint tokens with a narrower scope (never beyond the caller's or the user's rights)",
+    tag="auth",
+    body=MINT,
+    permission=Action.ManageToken,
+    responses={201: TOKEN_PAIR, 403: None, 404: None},
+)
+async def create_token(call: Call) -> web.Response:
+    body = call.body
+    request = MintRequest(
+        user_id=body.get("user_id"),
+        actions=parse_actions(body["actions"]) if "actions" in body else None,
+        network_ids=_wildcard_or(body.get("networkIds"), "networkIds"),
+        device_ids=_wildcard_or(body.get("deviceIds"), "deviceIds"),
+        expires_in=body.get("expires_in"),
+    )
+    pair = await call.services.auth.mint(call.principal, request)
+    return json_response(pair.to_json(), status=201)
+
+
+@ROUTES.route(
+    "GET",
+    "/v1/auth/tokenInfo",
+    summary="The decoded header and payload of the presented token",
+    tag="auth",
+    responses={200: TOKEN_INFO, 401: None},
+)
+async def token_info(call: Call) -> web.Response:
+    token = bearer_token(call.request)
+    return json_response(
+        {
+            "header": jwt.get_unverified_header(token),
+            "payload": call.services.auth.codec.decode(token, ACCESS),
+        }
+    )
+
+
+@ROUTES.route(
+    "GET",
+    "/v1/auth/me",
+    summary="The current user",
+    tag="auth",
+    permission=Action.GetCurrentUser,
+    responses={200: USER, 401: None},
+)
+async def me(call: Call) -> web.Response:
+    user = await call.services.users.get(call.principal.user_id)
+    if user is None:
+        raise NotFound("User not found")
+    return json_response(user_json(user))
+
+
+@ROUTES.route(
+    "POST",
+    "/v1/auth/revoke",
+    summary="Revoke a token (jti), every token of a user, or every token scoped to a device",
+    tag="auth",
+    body=REVOKE,
+    permission=Action.ManageUser,
+    responses={200: RECEIPT, 404: None},
+)
+async def revoke(call: Call) -> web.Response:
+    given = [key for key in ("jti", "user_id", "device_id") if key in call.body]
+    if len(given) != 1:
+        raise Unprocessable("give exactly one of jti, user_id or device_id")
+    auth = call.services.auth
+    if "jti" in call.body:
+        receipt = await auth.revoke_token(call.body["jti"], "revoked by an administrator")
+    elif "user_id" in call.body:
+        if await call.services.users.get(call.body["user_id"]) is None:
+            raise NotFound("User not found")
+        receipt = await auth.revoke_user(call.body["user_id"], "revoked by an administrator")
+    else:
+        receipt = await auth.revoke_device(call.body["device_id"], "revoked by an administrator")
+    return json_response(receipt.to_json())
+
+
+@ROUTES.route(
+    "GET",
+    "/.well-known/jwks.json",
+    summary="The public signing keys (empty for HS256)",
+    tag="auth",
+    auth=False,
+    responses={200: Obj({"keys": Array(Obj({}, additional=True))})},
+)
+async def jwks(call: Call) -> web.Response:
+    return json_response(call.services.keys.jwks())
+

@@ -1,0 +1,144 @@
+"""REST: health, readiness and the OpenAPI document."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+import gateway
+from gateway.api.routing import ROUTES, Call, Route, json_response
+from gateway.api.schema import Bool, Obj, Str
+
+ERROR = Obj(
+    {"message": Str(), "request_id": Str()},
+    required=["message", "request_id"],
+    name="Error",
+)
+
+_STATUS_TEXT = {
+    200: "OK",
+    201: "Created",
+    204: "No content",
+    400: "Malformed request (bad JSON, unknown query parameter)",
+    401: "Missing, invalid, expired or revoked token",
+    403: "The token lacks the permission or scope",
+    404: "Not found",
+    409: "Conflict",
+    413: "Body too large",
+    415: "Content-Type is not application/json",
+    422: "Validation failed (unknown, missing or wrongly typed field)",
+    429: "Too many requests; see Retry-After",
+    503: "Not ready",
+}
+
+
+@ROUTES.route(
+    "GET", "/healthz", summary="The process is alive", tag="meta", auth=False,
+    responses={200: Obj({"status": Str()})},
+)
+async def healthz(call: Call) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+@ROUTES.route(
+    "GET",
+    "/readyz",
+    summary="The database answers (and the bus is connected, when there is one)",
+    tag="meta",
+    auth=False,
+    responses={200: Obj({"database": Bool(), "bus": Bool(), "instance": Str()}), 503: None},
+)
+async def readyz(call: Call) -> web.Response:
+    services = call.services
+    try:
+        async with asyncio.timeout(2):
+            database = await services.pool.fetchval("SELECT true") is True
+    except (OSError, TimeoutError, Exception):  # noqa: BLE001 - any failure means not ready
+        database = False
+    bus = services.bus.healthy
+    status = 200 if database and bus else 503
+    return json_response(
+        {"database": database, "bus": bus, "instance": services.settings.instance_id}, status
+    )
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    codes = dict(route.responses)
+    if route.body is not None:
+        codes.setdefault(400, None)
+        codes.setdefault(413, None)
+        codes.setdefault(415, None)
+        codes.setdefault(422, None)
+    if route.auth:
+        codes.setdefault(401, None)
+        if route.permission is not None:
+            codes.setdefault(403, None)
+    for code in sorted(codes):
+        schema = codes[code]
+        entry: dict[str, Any] = {"description": _STATUS_TEXT.get(code, str(code))}
+        if code >= 400:
+            entry["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        elif schema is not None:
+            entry["content"] = {"application/json": {"schema": schema.json_schema()}}
+        responses[str(code)] = entry
+    operation: dict[str, Any] = {
+        "summary": route.summary,
+        "tags": [route.tag],
+        "operationId": route.handler.__name__,
+        "responses": responses,
+    }
+    if route.permission is not None:
+        operation["description"] = f"Needs the {route.permission.name} action."
+    if route.auth:
+        operation["security"] = [{"bearer": []}]
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": schema.json_schema()}
+        for name, schema in route.params.items()
+    ] + [
+        {"name": name, "in": "query", "required": False, "schema": schema.json_schema()}
+        for name, schema in route.query.items()
+    ]
+    if parameters:
+        operation["parameters"] = parameters
+    if route.body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": route.body.json_schema()}},
+        }
+    return operation
+
+
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES.routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "gateway",
+            "version": gateway.__version__,
+            "description": "IoT authentication and real-time gateway. Errors are "
+            "{message, request_id}; every response carries X-Request-ID. The WebSocket "
+            "protocol at /v1/ws is described in the README.",
+        },
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": {"Error": ERROR.json_schema()},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }
+
+
+@ROUTES.route(
+    "GET",
+    "/v1/openapi.json",
+    summary="This document",
+    tag="meta",
+    auth=False,
+    responses={200: Obj({}, additional=True)},
+)
+async def openapi(call: Call) -> web.Response:
+    return json_response(openapi_document())

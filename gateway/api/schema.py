@@ -1,0 +1,237 @@
+"""A small schema language: one declaration both validates input and documents it (OpenAPI).
+
+Validation is strict: unknown fields, missing fields and wrong types are all 422s that name the
+offending field, so a client learns exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.errors import Unprocessable
+
+
+def _at(path: str) -> str:
+    return path or "body"
+
+
+class Schema:
+    description: str | None = None
+    nullable: bool = False
+
+    def check(self, value: Any, path: str) -> Any:
+        if value is None:
+            if self.nullable:
+                return None
+            raise Unprocessable(f"{_at(path)}: must not be null")
+        return self._check(value, path)
+
+    def _check(self, value: Any, path: str) -> Any:
+        return value
+
+    def parse_text(self, text: str, path: str) -> Any:
+        """Values from a path or query string arrive as text."""
+        return self.check(text, path)
+
+    def json_schema(self) -> dict[str, Any]:
+        schema = self._json_schema()
+        if self.nullable:
+            kind = schema.get("type")
+            if isinstance(kind, str):
+                schema["type"] = [kind, "null"]
+            elif kind is None and "oneOf" in schema:
+                schema["oneOf"] = [*schema["oneOf"], {"type": "null"}]
+        if self.description:
+            schema["description"] = self.description
+        return schema
+
+    def _json_schema(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass
+class Str(Schema):
+    min_length: int = 0
+    max_length: int = 1024
+    pattern: str | None = None
+    enum: Sequence[str] | None = None
+    format: str | None = None
+    nullable: bool = False
+    description: str | None = None
+    _regex: re.Pattern[str] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.pattern:
+            self._regex = re.compile(self.pattern)
+
+    def _check(self, value: Any, path: str) -> Any:
+        if not isinstance(value, str):
+            raise Unprocessable(f"{_at(path)}: must be a string")
+        if self.enum is not None and value not in self.enum:
+            raise Unprocessable(f"{_at(path)}: must be one of {', '.join(self.enum)}")
+        if len(value) < self.min_length:
+            raise Unprocessable(
+                f"{_at(path)}: must not be empty"
+                if self.min_length == 1
+                else f"{_at(path)}: must be at least {self.min_length} characters"
+            )
+        if len(value) > self.max_length:
+            raise Unprocessable(f"{_at(path)}: must be at most {self.max_length} characters")
+        if self._regex is not None and not self._regex.fullmatch(value):
+            raise Unprocessable(f"{_at(path)}: must match {self.pattern}")
+        return value
+
+    def _json_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "string"}
+        if self.min_length:
+            schema["minLength"] = self.min_length
+        schema["maxLength"] = self.max_length
+        if self.pattern:
+            schema["pattern"] = self.pattern
+        if self.enum is not None:
+            schema["enum"] = list(self.enum)
+        if self.format:
+            schema["format"] = self.format
+        return schema
+
+
+@dataclass
+class Int(Schema):
+    minimum: int | None = None
+    maximum: int | None = None
+    nullable: bool = False
+    description: str | None = None
+
+    def _check(self, value: Any, path: str) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise Unprocessable(f"{_at(path)}: must be an integer")
+        if self.minimum is not None and value < self.minimum:
+            raise Unprocessable(f"{_at(path)}: must be at least {self.minimum}")
+        if self.maximum is not None and value > self.maximum:
+            raise Unprocessable(f"{_at(path)}: must be at most {self.maximum}")
+        return value
+
+    def parse_text(self, text: str, path: str) -> Any:
+        if not re.fullmatch(r"-?\d{1,18}", text):
+            raise Unprocessable(f"{_at(path)}: must be an integer")
+        return self.check(int(text), path)
+
+    def _json_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "integer"}
+        if self.minimum is not None:
+            schema["minimum"] = self.minimum
+        if self.maximum is not None:
+            schema["maximum"] = self.maximum
+        return schema
+
+
+@dataclass
+class Bool(Schema):
+    nullable: bool = False
+    description: str | None = None
+
+    def _check(self, value: Any, path: str) -> Any:
+        if not isinstance(value, bool):
+            raise Unprocessable(f"{_at(path)}: must be true or false")
+        return value
+
+    def parse_text(self, text: str, path: str) -> Any:
+        if text not in ("true", "false"):
+            raise Unprocessable(f"{_at(path)}: must be true or false")
+        return text == "true"
+
+    def _json_schema(self) -> dict[str, Any]:
+        return {"type": "boolean"}
+
+
+@dataclass
+class AnyJson(Schema):
+    """Any JSON value (free-form device data, command parameters)."""
+
+    nullable: bool = True
+    description: str | None = None
+
+
+@dataclass
+class Array(Schema):
+    items: Schema
+    min_items: int = 0
+    max_items: int = 1000
+    nullable: bool = False
+    description: str | None = None
+
+    def _check(self, value: Any, path: str) -> Any:
+        if not isinstance(value, list):
+            raise Unprocessable(f"{_at(path)}: must be an array")
+        if len(value) < self.min_items:
+            raise Unprocessable(f"{_at(path)}: must have at least {self.min_items} items")
+        if len(value) > self.max_items:
+            raise Unprocessable(f"{_at(path)}: must have at most {self.max_items} items")
+        return [self.items.check(item, f"{path}[{i}]") for i, item in enumerate(value)]
+
+    def _json_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "array", "items": self.items.json_schema()}
+        if self.min_items:
+            schema["minItems"] = self.min_items
+        schema["maxItems"] = self.max_items
+        return schema
+
+
+@dataclass
+class OneOf(Schema):
+    options: Sequence[Schema]
+    nullable: bool = False
+    description: str | None = None
+
+    def _check(self, value: Any, path: str) -> Any:
+        errors = []
+        for option in self.options:
+            try:
+                return option.check(value, path)
+            except Unprocessable as exc:
+                errors.append(exc.message.removeprefix(f"{_at(path)}: "))
+        raise Unprocessable(f"{_at(path)}: " + " or ".join(errors))
+
+    def _json_schema(self) -> dict[str, Any]:
+        return {"oneOf": [option.json_schema() for option in self.options]}
+
+
+@dataclass
+class Obj(Schema):
+    """A JSON object; ``required`` names the fields that must be present."""
+
+    properties: Mapping[str, Schema]
+    required: Sequence[str] = ()
+    additional: bool = False
+    nullable: bool = False
+    description: str | None = None
+    name: str | None = None
+
+    def _check(self, value: Any, path: str) -> Any:
+        if not isinstance(value, dict):
+            raise Unprocessable(f"{_at(path)}: must be a JSON object")
+        if not self.additional:
+            unknown = sorted(set(value) - set(self.properties))
+            if unknown:
+                raise Unprocessable(f"{_at(path)}: unknown field: {', '.join(unknown)}")
+        missing = [name for name in self.required if name not in value]
+        if missing:
+            raise Unprocessable(f"{_at(path)}: missing field: {', '.join(missing)}")
+        checked = dict(value)
+        for name, schema in self.properties.items():
+            if name in value:
+                checked[name] = schema.check(value[name], f"{path}.{name}" if path else name)
+        return checked
+
+    def _json_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {
+            "type": "object",
+            "properties": {name: s.json_schema() for name, s in self.properties.items()},
+            "additionalProperties": self.additional,
+        }
+        if self.required:
+            schema["required"] = list(self.required)
+        return schema

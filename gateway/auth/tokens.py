@@ -1,0 +1,280 @@
+"""Issue and verify JWTs; hold the signing keys and publish the public ones as a JWKS.
+
+Each key carries its own algorithm and ``kid``; verification looks the key up by ``kid`` and passes
+exactly that key's algorithm to PyJWT, so ``none`` and HS/RS confusion are impossible by
+construction rather than by a deny-list.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from gateway.auth.permissions import WILDCARD, Action, Principal, Scope
+from gateway.config import ConfigError, Settings
+from gateway.errors import Unauthorized
+
+ACCESS = "access"
+REFRESH = "refresh"
+
+_REQUIRED_CLAIMS = ["iss", "sub", "jti", "iat", "exp", "typ", "sid"]
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    kid: str
+    algorithm: str
+    signing: Any | None
+    verifying: Any
+
+    def public_jwk(self) -> dict[str, Any] | None:
+        if self.algorithm == "HS256":
+            return None
+        jwk = _public_jwk(self.verifying)
+        return {**jwk, "kid": self.kid, "alg": self.algorithm, "use": "sig"}
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _public_jwk(public_key: Any) -> dict[str, Any]:
+    algorithm = jwt.get_algorithm_by_name(_algorithm_for(public_key))
+    jwk: dict[str, Any] = algorithm.to_jwk(public_key, as_dict=True)  # type: ignore[attr-defined]
+    return jwk
+
+
+def _thumbprint(public_key: Any) -> str:
+    """RFC 7638 thumbprint: a kid that any party can recompute from the public key."""
+    jwk = _public_jwk(public_key)
+    members = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
+    canonical = {name: jwk[name] for name in members[jwk["kty"]]}
+    digest = hashlib.sha256(json.dumps(canonical, separators=(",", ":"), sort_keys=True).encode())
+    return _b64(digest.digest())
+
+
+def _algorithm_for(public_key: Any) -> str:
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return "RS256"
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if not isinstance(public_key.curve, ec.SECP256R1):
+            raise ConfigError("ES256 needs a P-256 key")
+        return "ES256"
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return "EdDSA"
+    raise ConfigError(f"unsupported public key type: {type(public_key).__name__}")
+
+
+def _hmac_key(secret: str) -> Key:
+    raw = secret.encode()
+    kid = "hs-" + hashlib.sha256(b"gateway-kid:" + raw).hexdigest()[:16]
+    return Key(kid=kid, algorithm="HS256", signing=raw, verifying=raw)
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot read {path}: {exc.strerror}") from None
+
+
+def _asymmetric_key(path: Path, algorithm: str) -> Key:
+    try:
+        private = serialization.load_pem_private_key(
+            _read(path, "GATEWAY_JWT_PRIVATE_KEY_FILE"), None
+        )
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"GATEWAY_JWT_PRIVATE_KEY_FILE: not a PEM private key: {exc}") from None
+    public = private.public_key()
+    if _algorithm_for(public) != algorithm:
+        raise ConfigError(
+            f"GATEWAY_JWT_PRIVATE_KEY_FILE holds a key for {_algorithm_for(public)},"
+            f" not {algorithm}"
+        )
+    return Key(kid=_thumbprint(public), algorithm=algorithm, signing=private, verifying=public)
+
+
+def _previous_public_key(path: Path) -> Key:
+    try:
+        public = serialization.load_pem_public_key(
+            _read(path, "GATEWAY_JWT_PREVIOUS_PUBLIC_KEY_FILE")
+        )
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"GATEWAY_JWT_PREVIOUS_PUBLIC_KEY_FILE: not a PEM public key: {exc}"
+        ) from None
+    return Key(
+        kid=_thumbprint(public), algorithm=_algorithm_for(public), signing=None, verifying=public
+    )
+
+
+def generated_secret(data_dir: Path) -> str:
+    """The HS256 secret kept in the data dir, made on first start (mode 0600)."""
+    path = data_dir / "jwt_secret"
+    try:
+        if path.exists():
+            return path.read_text().strip()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secret + "\n")
+        return secret
+    except OSError as exc:
+        raise ConfigError(f"GATEWAY_DATA_DIR: cannot keep the signing secret in {path}: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class KeySet:
+    current: Key
+    by_kid: dict[str, Key]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KeySet:
+        previous: Key | None = None
+        if settings.jwt_algorithm == "HS256":
+            current = _hmac_key(settings.jwt_secret or generated_secret(settings.data_dir))
+            if settings.jwt_previous_secret:
+                previous = _hmac_key(settings.jwt_previous_secret)
+        else:
+            assert settings.jwt_private_key_file is not None
+            current = _asymmetric_key(settings.jwt_private_key_file, settings.jwt_algorithm)
+        if settings.jwt_previous_public_key_file is not None:
+            previous = _previous_public_key(settings.jwt_previous_public_key_file)
+        keys = {current.kid: current}
+        if previous is not None:
+            keys[previous.kid] = previous
+        return cls(current=current, by_kid=keys)
+
+    def jwks(self) -> dict[str, list[dict[str, Any]]]:
+        found = (key.public_jwk() for key in self.by_kid.values())
+        return {"keys": [jwk for jwk in found if jwk is not None]}
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    jti: str
+    issued_at: float
+    expires_at: int
+
+
+class TokenCodec:
+    """Signs and verifies the gateway's tokens."""
+
+    def __init__(self, keys: KeySet, issuer: str, leeway: float) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.leeway = leeway
+
+    def issue(
+        self,
+        *,
+        typ: str,
+        user_id: int,
+        role: str,
+        sid: str,
+        actions: frozenset[Action],
+        scope: Scope,
+        ttl: float,
+        now: float | None = None,
+    ) -> IssuedToken:
+        now = time.time() if now is None else now
+        # iat keeps milliseconds so that a per-user cut-off taken a moment before a new login
+        # does not catch the new token (RFC 7519 NumericDate allows fractions).
+        issued_at = round(now, 3)
+        expires_at = int(now + ttl)
+        jti = str(uuid.uuid4())
+        network_ids, device_ids = scope.claims()
+        payload = {
+            "iss": self.issuer,
+            "sub": str(user_id),
+            "jti": jti,
+            "iat": issued_at,
+            "exp": expires_at,
+            "typ": typ,
+            "sid": sid,
+            "role": role,
+            "actions": sorted(int(action) for action in actions),
+            "networkIds": network_ids,
+            "deviceIds": device_ids,
+        }
+        key = self.keys.current
+        token = jwt.encode(payload, key.signing, algorithm=key.algorithm, headers={"kid": key.kid})
+        return IssuedToken(token=token, jti=jti, issued_at=issued_at, expires_at=expires_at)
+
+    def decode(self, token: str, typ: str) -> dict[str, Any]:
+        """Verified claims, or Unauthorized with "Token expired" / "Invalid token"."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise Unauthorized("Invalid token") from None
+        kid = header.get("kid")
+        key = self.keys.by_kid.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise Unauthorized("Invalid token")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.verifying,
+                algorithms=[key.algorithm],
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": _REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("Token expired") from None
+        except jwt.InvalidTokenError:
+            raise Unauthorized("Invalid token") from None
+        if claims.get("typ") != typ:
+            raise Unauthorized(f"Invalid token: expected an {typ} token")
+        return claims
+
+    def principal(self, token: str, typ: str = ACCESS) -> Principal:
+        return principal_from_claims(self.decode(token, typ))
+
+
+def _id_list(value: Any, kind: type, name: str) -> frozenset[Any] | None:
+    if not isinstance(value, list):
+        raise Unauthorized(f"Invalid token: {name} must be a list")
+    if value == [WILDCARD]:
+        return None
+    if not all(isinstance(item, kind) and not isinstance(item, bool) for item in value):
+        raise Unauthorized(f"Invalid token: malformed {name}")
+    return frozenset(value)
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    try:
+        user_id = int(claims["sub"])
+        actions = frozenset(Action(int(a)) for a in claims.get("actions", []))
+    except (TypeError, ValueError):
+        raise Unauthorized("Invalid token: malformed claims") from None
+    role = claims.get("role")
+    if role not in ("admin", "client") or not isinstance(claims["sid"], str):
+        raise Unauthorized("Invalid token: malformed claims")
+    return Principal(
+        user_id=user_id,
+        role=role,
+        actions=actions,
+        scope=Scope(
+            network_ids=_id_list(claims.get("networkIds", [WILDCARD]), int, "networkIds"),
+            device_ids=_id_list(claims.get("deviceIds", [WILDCARD]), str, "deviceIds"),
+        ),
+        jti=str(claims["jti"]),
+        sid=claims["sid"],
+        issued_at=float(claims["iat"]),
+        expires_at=float(claims["exp"]),
+    )

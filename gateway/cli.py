@@ -1,0 +1,172 @@
+"""The command line: ``gateway serve``, ``gateway migrate``, ``gateway config``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+
+from gateway import __version__
+from gateway.config import ConfigError, Settings, add_arguments, describe, load_settings, overrides_from_args
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="IoT authentication and real-time gateway")
+    parser.add_argument("--version", action="version", version=f"gateway {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="run the gateway",
+        description="Run the gateway. Every flag can also be set with the environment variable shown.",
+    )
+    add_arguments(serve)
+    migrate = commands.add_parser("migrate", help="apply database migrations and exit")
+    add_arguments(migrate)
+    commands.add_parser("config", help="print the configuration table (Markdown)")
+    return parser
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def _announce(settings: Settings) -> None:
+    from gateway.app import BOOTSTRAP_ADMIN_EMAIL, bootstrap_password_file
+
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"gateway {__version__} listening on {url} (instance {settings.instance_id})", flush=True)
+    if settings.admin_email:
+        email, password_hint = settings.admin_email, "$GATEWAY_ADMIN_PASSWORD"
+    elif bootstrap_password_file(settings).exists():
+        email = BOOTSTRAP_ADMIN_EMAIL
+        password_hint = f"$(cat {bootstrap_password_file(settings)})"
+    else:
+        print("No admin configured: set GATEWAY_ADMIN_EMAIL and GATEWAY_ADMIN_PASSWORD.", flush=True)
+        return
+    print(
+        "Log in:\n"
+        f"  curl -s -X POST {url}/v1/auth/login -H 'Content-Type: application/json' \\\n"
+        f"    -d '{{\"email\": \"{email}\", \"password\": \"'\"{password_hint}\"'\"}}'\n"
+        f"API description: {url}/v1/openapi.json",
+        flush=True,
+    )
+
+
+def serve(settings: Settings, reuse_port: bool = False) -> None:
+    from aiohttp import web
+
+    from gateway.app import create_app
+
+    _configure_logging(settings)
+    app = create_app(settings)
+
+    async def announce(_app: web.Application) -> None:
+        _announce(settings)
+
+    app.on_startup.append(announce)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        reuse_port=reuse_port or None,
+        print=None,
+        access_log=None,
+        shutdown_timeout=10,
+        loop=_new_loop(),
+    )
+
+
+def _worker(settings: Settings, index: int) -> None:
+    settings = settings.with_overrides(
+        workers=1, instance_id=f"{settings.instance_id}-w{index}"
+    )
+    serve(settings, reuse_port=True)
+
+
+def serve_workers(settings: Settings) -> int:
+    """N processes on one port (SO_REUSEPORT), joined through Redis; the parent supervises."""
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise ConfigError("--workers > 1 needs SO_REUSEPORT, which this platform lacks")
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_worker, args=(settings, index), name=f"gateway-worker-{index}")
+        for index in range(settings.workers)
+    ]
+    for worker in workers:
+        worker.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for worker in workers:
+        worker.join()
+    return max((worker.exitcode or 0) for worker in workers)
+
+
+async def _migrate(settings: Settings) -> list[str]:
+    from gateway.store.db import create_pool
+    from gateway.store.embedded import EmbeddedPostgres
+    from gateway.store.migrations import migrate
+
+    embedded = None
+    url = settings.database_url
+    if url is None:
+        embedded = EmbeddedPostgres(settings.data_dir)
+        url = embedded.start()
+    try:
+        pool = await create_pool(url, max_size=1)
+        try:
+            async with pool.acquire() as conn:
+                return await migrate(conn)
+        finally:
+            await pool.close()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "config":
+        print(describe())
+        return 0
+    try:
+        settings = load_settings(overrides=overrides_from_args(args))
+        if args.command == "migrate":
+            _configure_logging(settings)
+            applied = asyncio.run(_migrate(settings))
+            print("applied: " + ", ".join(applied) if applied else "database is up to date")
+            return 0
+        if settings.workers > 1:
+            return serve_workers(settings)
+        serve(settings)
+        return 0
+    except ConfigError as exc:
+        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"gateway: {exc.strerror or exc}", file=sys.stderr)
+        return 1

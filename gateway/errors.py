@@ -1,0 +1,59 @@
+"""Domain errors that carry an HTTP-like status.
+
+Services raise these; the REST layer turns them into ``{message, request_id}`` bodies and the
+WebSocket layer into ``{status: "error", code, error}`` replies, so both faces agree on every status.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(GatewayError):
+    status = 400
+
+
+class Unauthorized(GatewayError):
+    status = 401
+
+
+class Forbidden(GatewayError):
+    status = 403
+
+
+class NotFound(GatewayError):
+    status = 404
+
+
+class Conflict(GatewayError):
+    status = 409
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+
+
+class Unprocessable(GatewayError):
+    status = 422
+
+
+class TooManyRequests(GatewayError):
+    status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+
+class Unavailable(GatewayError):
+    status = 503

@@ -1,0 +1,1 @@
+"""WebSocket sessions for devices and dashboards, every message authorized."""

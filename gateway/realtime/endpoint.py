@@ -1,0 +1,56 @@
+"""GET /v1/ws: the upgrade, optional Bearer authentication, and the read loop."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import WSMsgType, web
+
+from gateway.api.routing import SERVICES_KEY
+from gateway.errors import GatewayError, Unavailable
+from gateway.realtime.actions import Dispatcher, authenticate_session
+from gateway.realtime.protocol import CloseCode
+from gateway.realtime.session import Session
+
+log = logging.getLogger(__name__)
+
+_CLOSE_FOR = {"Token expired": CloseCode.TOKEN_EXPIRED, "Token revoked": CloseCode.TOKEN_REVOKED}
+
+
+def _bearer(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES_KEY]
+    settings = services.settings
+    hub = services.hub
+    if hub.shutting_down:
+        raise Unavailable("Server shutting down")
+    ws = web.WebSocketResponse(
+        heartbeat=settings.ws_heartbeat,
+        max_msg_size=settings.ws_max_message_bytes,
+        compress=False,
+    )
+    await ws.prepare(request)
+    session = Session(ws, hub, request.remote)
+    hub.add(session)
+    dispatcher = Dispatcher(services)
+    try:
+        token = _bearer(request)
+        if token is not None:
+            try:
+                await authenticate_session(services, session, token)
+            except GatewayError as exc:
+                session.close(_CLOSE_FOR.get(exc.message, CloseCode.INVALID_TOKEN), exc.message)
+        async for message in ws:
+            if message.type is WSMsgType.TEXT or message.type is WSMsgType.BINARY:
+                await dispatcher.handle(session, message.data)
+            elif message.type is WSMsgType.ERROR:
+                break
+    finally:
+        hub.remove(session)
+    return ws

@@ -1,0 +1,299 @@
+"""This instance's live sessions: indexed for revocation, routed for fan-out.
+
+Messages travel on per-device (``dev:ID``) and per-network (``net:ID``) channels. A subscription
+listens on exactly one kind of channel, so a session never gets one message twice for one
+subscription, and this instance listens on a channel only while a local subscription needs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Coroutine, Iterable
+from typing import Any
+
+import orjson
+
+from gateway.auth.permissions import Action, Principal
+from gateway.auth.revocation import Revocation, RevocationView
+from gateway.bus.base import Bus
+from gateway.bus.control import Control
+from gateway.config import Settings
+from gateway.realtime.protocol import CloseCode, push
+from gateway.realtime.registry import MEMBERSHIP, NETWORK_CREATED, NETWORK_DELETED, Registry
+from gateway.realtime.session import COMMAND, NOTIFICATION, Session, Subscription
+from gateway.store.messages import Command, Notification
+
+log = logging.getLogger(__name__)
+
+_KINDS = {
+    b"n": ("notification/insert", b"notification", Action.GetDeviceNotification, NOTIFICATION),
+    b"c": ("command/insert", b"command", Action.GetDeviceCommand, COMMAND),
+    b"u": ("command/update", b"command", Action.GetDeviceCommand, COMMAND),
+}
+
+
+def device_channel(device_id: str) -> str:
+    return f"dev:{device_id}"
+
+
+def network_channel(network_id: int) -> str:
+    return f"net:{network_id}"
+
+
+def encode_event(kind: bytes, item: Notification | Command) -> bytes:
+    """Routing header (JSON, one line) + the item serialized once for every recipient."""
+    header = orjson.dumps(
+        [item.device_id, item.network_id, item.device_type_id, item.name, item.id]
+    )
+    return kind + header + b"\n" + orjson.dumps(item.to_json())
+
+
+class Hub:
+    def __init__(
+        self,
+        settings: Settings,
+        bus: Bus,
+        control: Control,
+        registry: Registry,
+        view: RevocationView,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.registry = registry
+        self.view = view
+        self.sessions: dict[str, Session] = {}
+        self._by_user: defaultdict[int, set[Session]] = defaultdict(set)
+        self._by_jti: defaultdict[str, set[Session]] = defaultdict(set)
+        self._by_sid: defaultdict[str, set[Session]] = defaultdict(set)
+        self._by_device: defaultdict[str, set[Session]] = defaultdict(set)
+        self._routes: defaultdict[str, set[Subscription]] = defaultdict(set)
+        self._ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.shutting_down = False
+        control.set_data_handler(self.deliver)
+        registry.listen(self._on_registry)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- sessions --------------------------------------------------------------------------
+
+    def add(self, session: Session) -> None:
+        self.sessions[session.id] = session
+        session.set_timer("auth", self.settings.ws_auth_timeout, self._auth_timeout, session)
+
+    def _auth_timeout(self, session: Session) -> None:
+        if session.principal is None:
+            session.close(CloseCode.AUTH_TIMEOUT, "authentication timeout")
+
+    def remove(self, session: Session) -> None:
+        session.closing = True
+        self.sessions.pop(session.id, None)
+        for subscription in list(session.subscriptions.values()):
+            self.unsubscribe(subscription)
+        self._unindex(session)
+        for name in ("auth", "expire", "grace"):
+            session.cancel_timer(name)
+
+    def _indexes(self, principal: Principal) -> Iterable[tuple[defaultdict[Any, set[Session]], Any]]:
+        yield self._by_user, principal.user_id
+        yield self._by_jti, principal.jti
+        yield self._by_sid, principal.sid
+        for device_id in principal.scope.device_ids or ():
+            yield self._by_device, device_id
+
+    def _unindex(self, session: Session) -> None:
+        if session.principal is None:
+            return
+        for index, key in self._indexes(session.principal):
+            members = index.get(key)
+            if members is not None:
+                members.discard(session)
+                if not members:
+                    del index[key]
+
+    def bind(self, session: Session, principal: Principal) -> None:
+        """Give the session a (new) principal: index it and arm the expiry timers."""
+        self._unindex(session)
+        session.principal = principal
+        session.expired = False
+        for index, key in self._indexes(principal):
+            index[key].add(session)
+        session.cancel_timer("auth")
+        remaining = principal.expires_at - time.time()
+        session.set_timer("expire", remaining, self._expire, session)
+        session.set_timer(
+            "grace", remaining + self.settings.ws_expiry_grace, self._expired_too_long, session
+        )
+        for subscription in session.subscriptions.values():
+            if subscription.dynamic:
+                self._route(subscription)
+
+    def _expire(self, session: Session) -> None:
+        session.expired = True
+
+    def _expired_too_long(self, session: Session) -> None:
+        session.close(CloseCode.TOKEN_EXPIRED, "token expired")
+
+    def close_revoked(self, revocations: list[Revocation]) -> int:
+        """The revocation closer: end every local session a revocation covers."""
+        closed = 0
+        for revocation in revocations:
+            if revocation.kind == "user":
+                candidates = self._by_user.get(int(revocation.subject))
+            elif revocation.kind == "jti":
+                candidates = self._by_jti.get(revocation.subject)
+            elif revocation.kind == "sid":
+                candidates = self._by_sid.get(revocation.subject)
+            else:
+                candidates = self._by_device.get(revocation.subject)
+            for session in list(candidates or ()):
+                principal = session.principal
+                if principal is not None and revocation.covers(principal):
+                    if session.close(CloseCode.TOKEN_REVOKED, f"token revoked: {revocation.reason}"):
+                        closed += 1
+        return closed
+
+    def terminate(self, session_id: str) -> bool:
+        session = self.sessions.get(session_id)
+        if session is None:
+            return False
+        return session.close(CloseCode.SESSION_TERMINATED, "session terminated by an administrator")
+
+    async def shutdown(self) -> None:
+        """Every socket gets 1001 after its queued frames are written."""
+        self.shutting_down = True
+        for session in list(self.sessions.values()):
+            session.close(CloseCode.GOING_AWAY, "server shutting down")
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+
+    # -- subscriptions ---------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        session: Session,
+        kind: str,
+        *,
+        device_id: str | None = None,
+        network_ids: frozenset[int] | None = None,
+        device_type_ids: frozenset[int] | None = None,
+        names: frozenset[str] | None = None,
+        with_updates: bool = False,
+        replaying: bool = False,
+    ) -> Subscription:
+        subscription = Subscription(
+            id=next(self._ids),
+            session=session,
+            kind=kind,
+            device_id=device_id,
+            network_ids=network_ids,
+            device_type_ids=device_type_ids,
+            names=names,
+            with_updates=with_updates,
+            replay_buffer=[] if replaying else None,
+        )
+        session.subscriptions[subscription.id] = subscription
+        self._route(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        subscription.session.subscriptions.pop(subscription.id, None)
+        self._set_channels(subscription, set())
+
+    def _reachable_networks(self, principal: Principal) -> set[int]:
+        networks = (
+            set(self.registry.network_ids)
+            if principal.is_admin
+            else set(self.registry.memberships(principal.user_id))
+        )
+        if principal.scope.network_ids is not None:
+            networks &= principal.scope.network_ids
+        return networks
+
+    def _route(self, subscription: Subscription) -> None:
+        if subscription.device_id is not None:
+            wanted = {device_channel(subscription.device_id)}
+        elif subscription.network_ids is not None:
+            wanted = {network_channel(n) for n in subscription.network_ids}
+        else:
+            principal = subscription.session.principal
+            networks = set() if principal is None else self._reachable_networks(principal)
+            wanted = {network_channel(n) for n in networks}
+        self._set_channels(subscription, wanted)
+
+    def _set_channels(self, subscription: Subscription, wanted: set[str]) -> None:
+        for channel in subscription.channels - wanted:
+            routes = self._routes.get(channel)
+            if routes is not None:
+                routes.discard(subscription)
+                if not routes:
+                    del self._routes[channel]
+                    self.bus.unsubscribe(channel)
+        for channel in wanted - subscription.channels:
+            routes = self._routes[channel]
+            if not routes:
+                self.bus.subscribe(channel)
+            routes.add(subscription)
+        subscription.channels = wanted
+
+    def _on_registry(self, kind: str, event: dict[str, Any]) -> None:
+        if kind not in (MEMBERSHIP, NETWORK_CREATED, NETWORK_DELETED):
+            return
+        user_id = int(event["user_id"]) if kind == MEMBERSHIP else None
+        sessions = self._by_user.get(user_id, set()) if user_id is not None else self.sessions.values()
+        for session in list(sessions):
+            for subscription in session.subscriptions.values():
+                if subscription.dynamic:
+                    self._route(subscription)
+
+    # -- fan-out ---------------------------------------------------------------------------
+
+    def publish(self, kind: bytes, item: Notification | Command) -> None:
+        frame = encode_event(kind, item)
+        self.bus.publish(device_channel(item.device_id), frame)
+        self.bus.publish(network_channel(item.network_id), frame)
+
+    def deliver(self, channel: str, frame: bytes) -> None:
+        """Hand one message to every local subscription on the channel that may see it."""
+        routes = self._routes.get(channel)
+        if not routes:
+            return
+        newline = frame.index(b"\n")
+        kind = frame[:1]
+        device_id, network_id, device_type_id, name, item_id = orjson.loads(frame[1:newline])
+        item = frame[newline + 1 :]
+        action, key, needed, wanted_kind = _KINDS[kind]
+        is_update = kind == b"u"
+        memberships = self.registry.memberships
+        is_revoked = self.view.is_revoked
+        for subscription in routes:
+            session = subscription.session
+            principal = session.principal
+            if principal is None or session.expired or session.closing:
+                continue
+            if subscription.kind != wanted_kind:
+                continue
+            if is_update and not subscription.with_updates:
+                continue
+            if not (
+                principal.mask >> needed & 1
+                and subscription.wants(network_id, device_type_id, name)
+                and principal.may_reach(device_id, network_id, memberships(principal.user_id))
+                and not is_revoked(principal)
+            ):
+                continue
+            data = push(action, subscription.id_bytes, key, item)
+            if subscription.replay_buffer is not None:
+                subscription.replay_buffer.append((item_id, data))
+            else:
+                session.send(data)
+
+
+__all__ = ["COMMAND", "NOTIFICATION", "Hub"]

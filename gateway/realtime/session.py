@@ -1,0 +1,230 @@
+"""One live WebSocket connection: its principal, subscriptions and bounded outbound queue.
+
+Idle sessions hold no task of their own: a writer task exists only while there is something to
+send, and timers are loop callbacks, which keeps the per-session memory close to a bare socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from gateway.auth.permissions import Principal
+from gateway.realtime.protocol import CloseCode
+
+if TYPE_CHECKING:
+    from gateway.realtime.hub import Hub
+
+log = logging.getLogger(__name__)
+
+NOTIFICATION = "notification"
+COMMAND = "command"
+
+
+@dataclass(slots=True, eq=False)
+class Subscription:
+    """What a session asked to receive. ``device_id`` set: one device's channel; otherwise the
+    channels of ``network_ids`` (or of every network the session may reach)."""
+
+    id: int
+    session: Session
+    kind: str
+    device_id: str | None
+    network_ids: frozenset[int] | None
+    device_type_ids: frozenset[int] | None
+    names: frozenset[str] | None
+    with_updates: bool = False
+    channels: set[str] = field(default_factory=set)
+    id_bytes: bytes = b""
+    replay_buffer: list[tuple[int, bytes]] | None = None
+
+    def __post_init__(self) -> None:
+        self.id_bytes = str(self.id).encode()
+
+    @property
+    def dynamic(self) -> bool:
+        """Follows the networks the session may reach, which change over time."""
+        return self.device_id is None and self.network_ids is None
+
+    def wants(self, network_id: int, device_type_id: int | None, name: str) -> bool:
+        if self.network_ids is not None and network_id not in self.network_ids:
+            return False
+        if self.device_type_ids is not None and device_type_id not in self.device_type_ids:
+            return False
+        return self.names is None or name in self.names
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subscriptionId": self.id,
+            "type": self.kind,
+            "deviceId": self.device_id,
+            "networkIds": None if self.network_ids is None else sorted(self.network_ids),
+            "deviceTypeIds": None if self.device_type_ids is None else sorted(self.device_type_ids),
+            "names": None if self.names is None else sorted(self.names),
+        }
+
+
+class Session:
+    __slots__ = (
+        "__weakref__",
+        "_queue",
+        "_queued_bytes",
+        "_rate_at",
+        "_rate_tokens",
+        "_timers",
+        "_writer",
+        "closing",
+        "connected_at",
+        "errors",
+        "expired",
+        "hub",
+        "id",
+        "principal",
+        "rejected",
+        "remote",
+        "subscriptions",
+        "ws",
+    )
+
+    def __init__(self, ws: web.WebSocketResponse, hub: Hub, remote: str | None) -> None:
+        self.id = uuid.uuid4().hex
+        self.ws = ws
+        self.hub = hub
+        self.remote = remote
+        self.principal: Principal | None = None
+        self.subscriptions: dict[int, Subscription] = {}
+        self.connected_at = time.time()
+        self.expired = False
+        self.closing = False
+        self.errors = 0
+        self.rejected = 0
+        self._queue: deque[bytes] | None = None
+        self._queued_bytes = 0
+        self._writer: asyncio.Task[None] | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._rate_tokens = float(hub.settings.ws_burst)
+        self._rate_at = time.monotonic()
+
+    # -- rights ----------------------------------------------------------------------------
+
+    @property
+    def live_principal(self) -> Principal | None:
+        """The principal while its token is valid; None when absent or expired."""
+        return None if self.expired else self.principal
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def set_timer(self, name: str, delay: float, callback: Any, *args: Any) -> None:
+        self.cancel_timer(name)
+        loop = asyncio.get_running_loop()
+        self._timers[name] = loop.call_later(max(0.0, delay), callback, *args)
+
+    def cancel_timer(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+    # -- rate limit ------------------------------------------------------------------------
+
+    def take_token(self) -> bool:
+        """Token bucket: refills at ws_rate per second up to ws_burst."""
+        now = time.monotonic()
+        settings = self.hub.settings
+        self._rate_tokens = min(
+            float(settings.ws_burst), self._rate_tokens + (now - self._rate_at) * settings.ws_rate
+        )
+        self._rate_at = now
+        if self._rate_tokens >= 1.0:
+            self._rate_tokens -= 1.0
+            return True
+        return False
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Queue a frame; a client that lets the queue fill up is closed, not buffered."""
+        if self.closing:
+            return
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        queue.append(data)
+        self._queued_bytes += len(data)
+        settings = self.hub.settings
+        if len(queue) > settings.ws_queue_messages or self._queued_bytes > settings.ws_queue_bytes:
+            queue.clear()
+            self._queued_bytes = 0
+            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbound queue full")
+            return
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        queue = self._queue
+        ws = self.ws
+        try:
+            while queue:
+                data = queue.popleft()
+                self._queued_bytes -= len(data)
+                await ws.send_frame(data, WSMsgType.TEXT)
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("session %s: send failed: %s", self.id, exc)
+            if queue:
+                queue.clear()
+            self._queued_bytes = 0
+        finally:
+            self._writer = None
+
+    async def flush(self, timeout: float) -> None:
+        writer = self._writer
+        if writer is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(writer), timeout)
+            except (TimeoutError, ConnectionError, RuntimeError):
+                pass
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def close(self, code: int, reason: str) -> bool:
+        """Close from anywhere (a revocation, a timer); False when already closing."""
+        if self.closing:
+            return False
+        self.closing = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self.hub.spawn(self._close(code, reason))
+        return True
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            await self.flush(timeout=1.0)
+            await self.ws.close(code=code, message=reason.encode()[:120])
+        except (ConnectionError, RuntimeError, asyncio.TimeoutError) as exc:
+            log.debug("session %s: close failed: %s", self.id, exc)
+
+    def describe(self) -> dict[str, Any]:
+        principal = self.principal
+        return {
+            "id": self.id,
+            "user_id": None if principal is None else principal.user_id,
+            "jti": None if principal is None else principal.jti,
+            "networkIds": _scope(None if principal is None else principal.scope.network_ids),
+            "deviceIds": _scope(None if principal is None else principal.scope.device_ids),
+            "remote": self.remote,
+            "connected_at": self.connected_at,
+            "instance": self.hub.settings.instance_id,
+            "subscriptions": [sub.to_json() for sub in self.subscriptions.values()],
+        }
+
+
+def _scope(values: Collection[Any] | None) -> list[Any]:
+    return ["*"] if values is None else sorted(values)

@@ -1,0 +1,1 @@
+"""PostgreSQL state: the pool, migrations and one repository per aggregate."""

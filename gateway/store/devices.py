@@ -1,0 +1,186 @@
+"""Networks and devices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from gateway.errors import Conflict, Unprocessable
+from gateway.store.db import Pool
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    id: int
+    name: str
+    description: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "description": self.description}
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: str
+    name: str
+    data: Any
+    network_id: int
+    device_type_id: int | None
+    is_blocked: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "data": self.data,
+            "networkId": self.network_id,
+            "deviceTypeId": self.device_type_id,
+            "isBlocked": self.is_blocked,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Device:
+        return cls(
+            id=data["id"],
+            name=data["name"],
+            data=data.get("data"),
+            network_id=data["networkId"],
+            device_type_id=data.get("deviceTypeId"),
+            is_blocked=data.get("isBlocked", False),
+        )
+
+
+def _network(row: asyncpg.Record) -> Network:
+    return Network(id=row["id"], name=row["name"], description=row["description"])
+
+
+def _device(row: asyncpg.Record) -> Device:
+    return Device(
+        id=row["id"],
+        name=row["name"],
+        data=row["data"],
+        network_id=row["network_id"],
+        device_type_id=row["device_type_id"],
+        is_blocked=row["is_blocked"],
+    )
+
+
+class DeviceStore:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    # -- networks --------------------------------------------------------------------------
+
+    async def create_network(self, name: str, description: str | None) -> Network:
+        try:
+            row = await self.pool.fetchrow(
+                "INSERT INTO networks (name, description) VALUES ($1, $2) RETURNING *",
+                name,
+                description,
+            )
+        except asyncpg.UniqueViolationError:
+            raise Conflict(f"a network named {name!r} already exists") from None
+        assert row is not None
+        return _network(row)
+
+    async def update_network(self, network_id: int, changes: dict[str, Any]) -> Network | None:
+        if not changes:
+            return await self.get_network(network_id)
+        columns = list(changes)
+        assignments = ", ".join(f"{col} = ${i + 2}" for i, col in enumerate(columns))
+        try:
+            row = await self.pool.fetchrow(
+                f"UPDATE networks SET {assignments} WHERE id = $1 RETURNING *",  # noqa: S608
+                network_id,
+                *changes.values(),
+            )
+        except asyncpg.UniqueViolationError:
+            raise Conflict(f"a network named {changes.get('name')!r} already exists") from None
+        return None if row is None else _network(row)
+
+    async def get_network(self, network_id: int) -> Network | None:
+        row = await self.pool.fetchrow("SELECT * FROM networks WHERE id = $1", network_id)
+        return None if row is None else _network(row)
+
+    async def networks(self, only: Iterable[int] | None = None) -> list[Network]:
+        if only is None:
+            rows = await self.pool.fetch("SELECT * FROM networks ORDER BY id")
+        else:
+            rows = await self.pool.fetch(
+                "SELECT * FROM networks WHERE id = any($1::bigint[]) ORDER BY id", list(only)
+            )
+        return [_network(row) for row in rows]
+
+    async def delete_network(self, network_id: int) -> list[str] | None:
+        """Delete a network and its devices; returns the ids of the devices removed."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            devices = await conn.fetch("SELECT id FROM devices WHERE network_id = $1", network_id)
+            deleted = await conn.execute("DELETE FROM networks WHERE id = $1", network_id)
+        if deleted == "DELETE 0":
+            return None
+        return [row["id"] for row in devices]
+
+    async def member_ids(self, network_id: int) -> list[int]:
+        rows = await self.pool.fetch(
+            "SELECT user_id FROM user_networks WHERE network_id = $1", network_id
+        )
+        return [row["user_id"] for row in rows]
+
+    # -- devices ---------------------------------------------------------------------------
+
+    async def get_device(self, device_id: str) -> Device | None:
+        row = await self.pool.fetchrow("SELECT * FROM devices WHERE id = $1", device_id)
+        return None if row is None else _device(row)
+
+    async def devices(
+        self, networks: Iterable[int] | None = None, limit: int = 1000, after: str = ""
+    ) -> list[Device]:
+        rows = await self.pool.fetch(
+            """SELECT * FROM devices
+               WHERE ($1::bigint[] IS NULL OR network_id = any($1::bigint[])) AND id > $2
+               ORDER BY id LIMIT $3""",
+            None if networks is None else list(networks),
+            after,
+            limit,
+        )
+        return [_device(row) for row in rows]
+
+    async def save_device(self, device: Device) -> tuple[Device, Device | None]:
+        """Create or replace; returns the saved device and the one it replaced."""
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                old = await conn.fetchrow(
+                    "SELECT * FROM devices WHERE id = $1 FOR UPDATE", device.id
+                )
+                row = await conn.fetchrow(
+                    """INSERT INTO devices (id, name, data, network_id, device_type_id, is_blocked)
+                       VALUES ($1, $2, $3, $4, $5, $6)
+                       ON CONFLICT (id) DO UPDATE SET name = excluded.name, data = excluded.data,
+                           network_id = excluded.network_id,
+                           device_type_id = excluded.device_type_id,
+                           is_blocked = excluded.is_blocked
+                       RETURNING *""",
+                    device.id,
+                    device.name,
+                    device.data,
+                    device.network_id,
+                    device.device_type_id,
+                    device.is_blocked,
+                )
+        except asyncpg.ForeignKeyViolationError:
+            raise Unprocessable(f"networkId: no such network: {device.network_id}") from None
+        assert row is not None
+        return _device(row), None if old is None else _device(old)
+
+    async def delete_device(self, device_id: str) -> bool:
+        result = await self.pool.execute("DELETE FROM devices WHERE id = $1", device_id)
+        return bool(result != "DELETE 0")
+
+    async def networks_of(self, device_ids: Iterable[str]) -> dict[str, int]:
+        rows = await self.pool.fetch(
+            "SELECT id, network_id FROM devices WHERE id = any($1::text[])", list(device_ids)
+        )
+        return {row["id"]: row["network_id"] for row in rows}

@@ -1,0 +1,172 @@
+"""Users and their network memberships."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from gateway.errors import Conflict, Unprocessable
+from gateway.store.db import Pool
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    name: str
+    email: str
+    role: str
+    status: str
+    password_hash: str
+    created_at: datetime
+    updated_at: datetime
+    network_ids: tuple[int, ...]
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+_SELECT = """
+    SELECT u.*, coalesce(array(SELECT network_id FROM user_networks m
+                               WHERE m.user_id = u.id ORDER BY network_id), '{}') AS network_ids
+    FROM users u
+"""
+
+
+def _user(row: asyncpg.Record | None) -> User | None:
+    if row is None:
+        return None
+    return User(
+        id=row["id"],
+        name=row["name"],
+        email=row["email"],
+        role=row["role"],
+        status=row["status"],
+        password_hash=row["password_hash"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        network_ids=tuple(row["network_ids"]),
+    )
+
+
+class UserStore:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    async def get(self, user_id: int) -> User | None:
+        return _user(await self.pool.fetchrow(_SELECT + " WHERE u.id = $1", user_id))
+
+    async def by_email(self, email: str) -> User | None:
+        return _user(await self.pool.fetchrow(_SELECT + " WHERE lower(u.email) = lower($1)", email))
+
+    async def page(self, limit: int, after_id: int) -> list[User]:
+        rows = await self.pool.fetch(
+            _SELECT + " WHERE u.id > $1 ORDER BY u.id LIMIT $2", after_id, limit
+        )
+        return [user for user in map(_user, rows) if user is not None]
+
+    async def create(
+        self,
+        *,
+        name: str,
+        email: str,
+        password_hash: str,
+        role: str,
+        network_ids: Iterable[int] = (),
+    ) -> User:
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                user_id = await conn.fetchval(
+                    """INSERT INTO users (name, email, password_hash, role)
+                       VALUES ($1, $2, $3, $4) RETURNING id""",
+                    name,
+                    email,
+                    password_hash,
+                    role,
+                )
+                await _set_networks(conn, user_id, network_ids)
+        except asyncpg.UniqueViolationError:
+            raise Conflict(f"a user with email {email!r} already exists") from None
+        user = await self.get(user_id)
+        assert user is not None
+        return user
+
+    async def ensure(self, *, name: str, email: str, password_hash: str, role: str) -> bool:
+        """Create the user unless one with that email exists; True when created."""
+        created = await self.pool.fetchval(
+            """INSERT INTO users (name, email, password_hash, role) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (lower(email)) DO NOTHING RETURNING id""",
+            name,
+            email,
+            password_hash,
+            role,
+        )
+        return created is not None
+
+    async def update(
+        self, user_id: int, changes: dict[str, Any], network_ids: Iterable[int] | None = None
+    ) -> User | None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            exists = await conn.fetchval(
+                "SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id
+            )
+            if not exists:
+                return None
+            if changes:
+                columns = list(changes)
+                assignments = ", ".join(f"{col} = ${i + 2}" for i, col in enumerate(columns))
+                await conn.execute(
+                    f"UPDATE users SET {assignments}, updated_at = now() WHERE id = $1",  # noqa: S608
+                    user_id,
+                    *changes.values(),
+                )
+            if network_ids is not None:
+                await conn.execute("DELETE FROM user_networks WHERE user_id = $1", user_id)
+                await _set_networks(conn, user_id, network_ids)
+        return await self.get(user_id)
+
+    async def delete(self, user_id: int) -> bool:
+        result = await self.pool.execute("DELETE FROM users WHERE id = $1", user_id)
+        return bool(result != "DELETE 0")
+
+    async def network_ids(self, user_id: int) -> frozenset[int]:
+        rows = await self.pool.fetch(
+            "SELECT network_id FROM user_networks WHERE user_id = $1", user_id
+        )
+        return frozenset(row["network_id"] for row in rows)
+
+    async def add_network(self, user_id: int, network_id: int) -> None:
+        try:
+            await self.pool.execute(
+                "INSERT INTO user_networks VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                user_id,
+                network_id,
+            )
+        except asyncpg.ForeignKeyViolationError:
+            raise Unprocessable("no such user or network") from None
+
+    async def remove_network(self, user_id: int, network_id: int) -> bool:
+        result = await self.pool.execute(
+            "DELETE FROM user_networks WHERE user_id = $1 AND network_id = $2",
+            user_id,
+            network_id,
+        )
+        return bool(result != "DELETE 0")
+
+
+async def _set_networks(conn: asyncpg.Connection, user_id: int, network_ids: Iterable[int]) -> None:
+    wanted = sorted(set(network_ids))
+    if not wanted:
+        return
+    known = await conn.fetch("SELECT id FROM networks WHERE id = any($1::bigint[])", wanted)
+    missing = sorted(set(wanted) - {row["id"] for row in known})
+    if missing:
+        raise Unprocessable(f"networkIds: no such network: {', '.join(map(str, missing))}")
+    await conn.executemany(
+        "INSERT INTO user_networks (user_id, network_id) VALUES ($1, $2)",
+        [(user_id, network_id) for network_id in wanted],
+    )
