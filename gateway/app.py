@@ -13,7 +13,9 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.api import auth as _auth_routes  # noqa: F401 - registers routes
+from gateway.api import devices as _device_routes  # noqa: F401 - registers routes
 from gateway.api import meta as _meta_routes  # noqa: F401 - registers routes
+from gateway.api import sessions as _session_routes  # noqa: F401 - registers routes
 from gateway.api import users as _user_routes  # noqa: F401 - registers routes
 from gateway.api.routing import ROUTES, SERVICES_KEY, error_middleware
 from gateway.auth.accounts import AccountService

@@ -37,6 +37,7 @@ log = logging.getLogger("gateway.api")
 REQUEST_ID = "X-Request-ID"
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 SERVICES_KEY: web.AppKey[Services] = web.AppKey("services")
+REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id", str)
 
 
 @dataclass(slots=True)
@@ -193,7 +194,7 @@ def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespo
         call = Call(
             request=request,
             services=services,
-            request_id=request[REQUEST_ID],
+            request_id=request[REQUEST_ID_KEY],
             body=body,
             params=params,
             query=query,
@@ -216,7 +217,7 @@ async def error_middleware(
     with details."""
     incoming = request.headers.get(REQUEST_ID, "")
     request_id = incoming if _CLIENT_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-    request[REQUEST_ID] = request_id
+    request[REQUEST_ID_KEY] = request_id
     try:
         response = await handler(request)
     except TooManyRequests as exc:
