@@ -13,17 +13,26 @@ import sys
 from collections.abc import Sequence
 
 from gateway import __version__
-from gateway.config import ConfigError, Settings, add_arguments, describe, load_settings, overrides_from_args
+from gateway.config import (
+    ConfigError,
+    Settings,
+    add_arguments,
+    describe,
+    load_settings,
+    overrides_from_args,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gateway", description="IoT authentication and real-time gateway")
+    parser = argparse.ArgumentParser(
+        prog="gateway", description="IoT authentication and real-time gateway"
+    )
     parser.add_argument("--version", action="version", version=f"gateway {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
         "serve",
         help="run the gateway",
-        description="Run the gateway. Every flag can also be set with the environment variable shown.",
+        description="Run the gateway. Each flag may instead be set by the variable shown.",
     )
     add_arguments(serve)
     migrate = commands.add_parser("migrate", help="apply database migrations and exit")
@@ -60,12 +69,14 @@ def _announce(settings: Settings) -> None:
         email = BOOTSTRAP_ADMIN_EMAIL
         password_hint = f"$(cat {bootstrap_password_file(settings)})"
     else:
-        print("No admin configured: set GATEWAY_ADMIN_EMAIL and GATEWAY_ADMIN_PASSWORD.", flush=True)
+        print(
+            "No admin configured: set GATEWAY_ADMIN_EMAIL and GATEWAY_ADMIN_PASSWORD.", flush=True
+        )
         return
     print(
         "Log in:\n"
         f"  curl -s -X POST {url}/v1/auth/login -H 'Content-Type: application/json' \\\n"
-        f"    -d '{{\"email\": \"{email}\", \"password\": \"'\"{password_hint}\"'\"}}'\n"
+        f'    -d \'{{"email": "{email}", "password": "\'"{password_hint}"\'"}}\'\n'
         f"API description: {url}/v1/openapi.json",
         flush=True,
     )
@@ -96,9 +107,7 @@ def serve(settings: Settings, reuse_port: bool = False) -> None:
 
 
 def _worker(settings: Settings, index: int) -> None:
-    settings = settings.with_overrides(
-        workers=1, instance_id=f"{settings.instance_id}-w{index}"
-    )
+    settings = settings.with_overrides(workers=1, instance_id=f"{settings.instance_id}-w{index}")
     serve(settings, reuse_port=True)
 
 

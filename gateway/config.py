@@ -256,9 +256,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "argon2_memory_kib", "GATEWAY_ARGON2_MEMORY_KIB", _positive_int, "argon2id memory (KiB)"
     ),
-    Option(
-        "argon2_parallelism", "GATEWAY_ARGON2_PARALLELISM", _positive_int, "argon2id lanes"
-    ),
+    Option("argon2_parallelism", "GATEWAY_ARGON2_PARALLELISM", _positive_int, "argon2id lanes"),
     Option(
         "hash_workers",
         "GATEWAY_HASH_WORKERS",
@@ -331,9 +329,7 @@ OPTIONS: tuple[Option, ...] = (
         float,
         "inbound messages per second allowed per session (token bucket rate)",
     ),
-    Option(
-        "ws_burst", "GATEWAY_WS_BURST", _positive_int, "inbound burst allowed per session"
-    ),
+    Option("ws_burst", "GATEWAY_WS_BURST", _positive_int, "inbound burst allowed per session"),
     Option(
         "ws_max_errors",
         "GATEWAY_WS_MAX_ERRORS",
@@ -434,7 +430,9 @@ def validate(settings: Settings) -> None:
             "--workers > 1 needs GATEWAY_DATABASE_URL: the embedded PostgreSQL serves one process"
         )
     if settings.argon2_memory_kib < 8 * settings.argon2_parallelism:
-        raise ConfigError("GATEWAY_ARGON2_MEMORY_KIB must be at least 8 x GATEWAY_ARGON2_PARALLELISM")
+        raise ConfigError(
+            "GATEWAY_ARGON2_MEMORY_KIB must be at least 8 x GATEWAY_ARGON2_PARALLELISM"
+        )
     if settings.ws_burst < 1 or settings.ws_rate <= 0:
         raise ConfigError("GATEWAY_WS_RATE must be greater than zero")
 

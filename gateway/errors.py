@@ -1,7 +1,7 @@
 """Domain errors that carry an HTTP-like status.
 
 Services raise these; the REST layer turns them into ``{message, request_id}`` bodies and the
-WebSocket layer into ``{status: "error", code, error}`` replies, so both faces agree on every status.
+WebSocket layer into ``{status: "error", code, error}`` replies: both faces agree on statuses.
 """
 
 from __future__ import annotations

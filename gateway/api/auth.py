@@ -11,8 +11,8 @@ from gateway.api.routing import ROUTES, Call, bearer_token, json_response, recei
 from gateway.api.schema import Array, Int, Obj, OneOf, Str
 from gateway.api.users import USER, user_json
 from gateway.auth.permissions import WILDCARD, Action, parse_actions
-from gateway.auth.tokens import ACCESS
 from gateway.auth.service import MintRequest
+from gateway.auth.tokens import ACCESS
 from gateway.errors import NotFound, Unprocessable
 
 DEVICE_ID = Str(min_length=1, max_length=64, pattern=r"[A-Za-z0-9_-]{1,64}")
@@ -73,7 +73,10 @@ RECEIPT = Obj(
     {
         "sessions_closed": Int(),
         "instances": Array(
-            Obj({"instance": Str(), "sessions_closed": Int()}, required=["instance", "sessions_closed"])
+            Obj(
+                {"instance": Str(), "sessions_closed": Int()},
+                required=["instance", "sessions_closed"],
+            )
         ),
     },
     required=["sessions_closed", "instances"],
@@ -244,4 +247,3 @@ async def revoke(call: Call) -> web.Response:
 )
 async def jwks(call: Call) -> web.Response:
     return json_response(call.services.keys.jwks())
-

@@ -35,7 +35,11 @@ _STATUS_TEXT = {
 
 
 @ROUTES.route(
-    "GET", "/healthz", summary="The process is alive", tag="meta", auth=False,
+    "GET",
+    "/healthz",
+    summary="The process is alive",
+    tag="meta",
+    auth=False,
     responses={200: Obj({"status": Str()})},
 )
 async def healthz(call: Call) -> web.Response:
@@ -80,7 +84,9 @@ def _operation(route: Route) -> dict[str, Any]:
         schema = codes[code]
         entry: dict[str, Any] = {"description": _STATUS_TEXT.get(code, str(code))}
         if code >= 400:
-            entry["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+            entry["content"] = {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+            }
         elif schema is not None:
             entry["content"] = {"application/json": {"schema": schema.json_schema()}}
         responses[str(code)] = entry
@@ -127,7 +133,9 @@ def openapi_document() -> dict[str, Any]:
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": {"Error": ERROR.json_schema()},
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
         },
     }
 

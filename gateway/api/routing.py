@@ -122,7 +122,9 @@ class RouteTable:
 ROUTES = RouteTable()
 
 
-def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+def json_response(
+    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
     return web.Response(
         body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
     )
@@ -205,7 +207,9 @@ def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespo
     return endpoint
 
 
-def _error(status: int, message: str, request_id: str, headers: Mapping[str, str] | None = None) -> web.Response:
+def _error(
+    status: int, message: str, request_id: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
     return json_response({"message": message, "request_id": request_id}, status, headers)
 
 
@@ -221,7 +225,9 @@ async def error_middleware(
     try:
         response = await handler(request)
     except TooManyRequests as exc:
-        response = _error(exc.status, exc.message, request_id, {"Retry-After": str(exc.retry_after)})
+        response = _error(
+            exc.status, exc.message, request_id, {"Retry-After": str(exc.retry_after)}
+        )
     except GatewayError as exc:
         response = _error(exc.status, exc.message, request_id)
     except web.HTTPException as exc:
@@ -234,7 +240,9 @@ async def error_middleware(
         if exc.status == 405 and "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
     except Exception:
-        log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request_id)
+        log.exception(
+            "unhandled error in %s %s (request %s)", request.method, request.path, request_id
+        )
         response = _error(500, "Internal server error", request_id)
     if not response.prepared:
         response.headers[REQUEST_ID] = request_id

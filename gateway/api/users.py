@@ -45,7 +45,7 @@ NEW_USER = Obj(
 
 USER_CHANGES = Obj(
     {"name": NAME, "password": PASSWORD, "role": ROLE, "status": STATUS, "networkIds": NETWORK_IDS},
-    description="Any subset; a user without ManageUser may change only their own name and password.",
+    description="Any subset; without ManageUser only one's own name and password.",
 )
 
 

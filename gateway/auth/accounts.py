@@ -49,7 +49,10 @@ class AccountService:
             return False
         password_hash = await self.passwords.hash(password)
         return await self.users.ensure(
-            name=email.split("@")[0] or "admin", email=email, password_hash=password_hash, role="admin"
+            name=email.split("@")[0] or "admin",
+            email=email,
+            password_hash=password_hash,
+            role="admin",
         )
 
     async def update(

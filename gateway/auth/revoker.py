@@ -137,7 +137,9 @@ class Revoker:
         self._synced_at = now
         self.last_reconciled = time.monotonic()
         if closed:
-            log.warning("reconciliation closed %d sessions a lost revocation message covered", closed)
+            log.warning(
+                "reconciliation closed %d sessions a lost revocation message covered", closed
+            )
         return closed
 
     async def run(self) -> None:
@@ -147,7 +149,7 @@ class Revoker:
             try:
                 await self.reconcile()
                 self.view.prune()
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 log.warning("revocation reconciliation failed, will retry: %s", exc)
             except Exception:
                 log.exception("revocation reconciliation failed, will retry")

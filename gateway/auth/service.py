@@ -153,7 +153,9 @@ class AuthService:
             raise Unauthorized("Token revoked")
         return user, principal
 
-    async def _current_rights(self, user: User, principal: Principal) -> tuple[frozenset[Action], Scope]:
+    async def _current_rights(
+        self, user: User, principal: Principal
+    ) -> tuple[frozenset[Action], Scope]:
         """The token's rights intersected with what the user may do now."""
         actions = principal.actions & ROLES[user.role]
         scope = principal.scope
@@ -186,9 +188,9 @@ class AuthService:
     async def mint(self, caller: Principal, request: MintRequest) -> TokenPair:
         """A token for the caller or (with ManageUser) another user, never beyond the rights of
         either: asking for more is a 403 that names what exceeds."""
-        if request.user_id is not None and request.user_id != caller.user_id:
-            if not caller.may(Action.ManageUser):
-                raise Forbidden("Minting a token for another user needs ManageUser")
+        for_other = request.user_id is not None and request.user_id != caller.user_id
+        if for_other and not caller.may(Action.ManageUser):
+            raise Forbidden("Minting a token for another user needs ManageUser")
         target = await self.users.get(
             caller.user_id if request.user_id is None else request.user_id
         )
@@ -199,7 +201,9 @@ class AuthService:
         if request.expires_in is not None and request.expires_in > self.refresh_ttl:
             raise Unprocessable(f"expires_in must be at most {int(self.refresh_ttl)} seconds")
 
-        caller_user = target if target.id == caller.user_id else await self.users.get(caller.user_id)
+        caller_user = (
+            target if target.id == caller.user_id else await self.users.get(caller.user_id)
+        )
         if caller_user is None or not caller_user.active:
             raise Unauthorized("Token revoked")
         caller_limit = caller.actions & ROLES[caller_user.role]
@@ -234,7 +238,8 @@ class AuthService:
                 beyond_devices := request.device_ids - caller.scope.device_ids
             ):
                 raise Forbidden(
-                    "Requested deviceIds exceed the caller's token: " + ", ".join(sorted(beyond_devices))
+                    "Requested deviceIds exceed the caller's token: "
+                    + ", ".join(sorted(beyond_devices))
                 )
             if not (caller_user.role == "admin" and target.role == "admin"):
                 located = await self.devices.networks_of(request.device_ids)
@@ -266,7 +271,9 @@ class AuthService:
             expires_at=expires_at,
         )
 
-    async def revoke_session(self, sid: str, *, reason: str, jti: str | None = None, exp: float = 0) -> Receipt:
+    async def revoke_session(
+        self, sid: str, *, reason: str, jti: str | None = None, exp: float = 0
+    ) -> Receipt:
         await self.sessions.close(sid)
         horizon = time.time() + self.refresh_ttl
         revocations = [self._revocation("sid", sid, reason, horizon)]

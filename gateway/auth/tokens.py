@@ -52,7 +52,7 @@ def _b64(data: bytes) -> str:
 
 def _public_jwk(public_key: Any) -> dict[str, Any]:
     algorithm = jwt.get_algorithm_by_name(_algorithm_for(public_key))
-    jwk: dict[str, Any] = algorithm.to_jwk(public_key, as_dict=True)  # type: ignore[attr-defined]
+    jwk: dict[str, Any] = algorithm.to_jwk(public_key, as_dict=True)
     return jwk
 
 
@@ -133,7 +133,9 @@ def generated_secret(data_dir: Path) -> str:
             handle.write(secret + "\n")
         return secret
     except OSError as exc:
-        raise ConfigError(f"GATEWAY_DATA_DIR: cannot keep the signing secret in {path}: {exc}") from None
+        raise ConfigError(
+            f"GATEWAY_DATA_DIR: cannot keep the signing secret in {path}: {exc}"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +214,7 @@ class TokenCodec:
             "deviceIds": device_ids,
         }
         key = self.keys.current
+        assert key.signing is not None, "the current key always signs"
         token = jwt.encode(payload, key.signing, algorithm=key.algorithm, headers={"kid": key.kid})
         return IssuedToken(token=token, jti=jti, issued_at=issued_at, expires_at=expires_at)
 

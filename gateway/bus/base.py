@@ -8,12 +8,15 @@ the transport.
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], None]
 """Called with (channel, payload) for every message on a subscribed channel."""
 
-ResyncHook = Callable[[], Awaitable[None]]
+ResyncHook = Callable[[], Awaitable[object]]
 
 
 class Bus(abc.ABC):
@@ -40,7 +43,11 @@ class Bus(abc.ABC):
 
     def _deliver(self, channel: str, payload: bytes) -> None:
         if self._handler is not None and channel in self._channels:
-            self._handler(channel, payload)
+            try:
+                self._handler(channel, payload)
+            except Exception:
+                # A bad message must not take the reader (or the publishing request) down.
+                log.exception("dropped a message on %s that its handler could not take", channel)
 
     def subscribe(self, channel: str) -> None:
         if channel not in self._channels:

@@ -15,10 +15,18 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway import API_VERSION
-from gateway.api.schema import AnyJson, Array, Bool, Int, Obj, OneOf, Schema, Str
+from gateway.api.schema import AnyJson, Array, Bool, Int, Obj, Schema, Str
 from gateway.auth.permissions import Action, Principal
-from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound, Unauthorized, Unprocessable
-from gateway.realtime.protocol import CloseCode, error, format_timestamp, parse_timestamp, success
+from gateway.clock import iso, parse_iso
+from gateway.errors import (
+    BadRequest,
+    Forbidden,
+    GatewayError,
+    NotFound,
+    Unauthorized,
+    Unprocessable,
+)
+from gateway.realtime.protocol import CloseCode, error, success
 from gateway.realtime.session import COMMAND, NOTIFICATION, Session, Subscription
 
 if TYPE_CHECKING:
@@ -61,7 +69,9 @@ def action(
         ACTIONS[name] = ActionSpec(
             handler=handler,
             # Extra fields are tolerated: DeviceHive clients send some we do not use.
-            schema=Obj({"action": Str(), "requestId": AnyJson(), **schema}, required, additional=True),
+            schema=Obj(
+                {"action": Str(), "requestId": AnyJson(), **schema}, required, additional=True
+            ),
             needs_token=needs_token,
         )
         return handler
@@ -79,7 +89,7 @@ def _timestamp(value: str | None, field: str) -> float | None:
     if value is None:
         return None
     try:
-        return parse_timestamp(value)
+        return parse_iso(value)
     except ValueError:
         raise Unprocessable(f"{field}: not an ISO-8601 timestamp: {value!r}") from None
 
@@ -88,13 +98,15 @@ def _timestamp(value: str | None, field: str) -> float | None:
 
 
 @action("server/info", {}, needs_token=False)
-async def server_info(services: Services, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+async def server_info(
+    services: Services, session: Session, request: dict[str, Any]
+) -> dict[str, Any]:
     settings = services.settings
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
     return {
         "info": {
             "apiVersion": API_VERSION,
-            "serverTimestamp": format_timestamp(time.time()),
+            "serverTimestamp": iso(time.time()),
             "restServerUrl": base.rstrip("/") + "/v1",
             "webSocketServerUrl": base.replace("http", "ws", 1).rstrip("/") + "/v1/ws",
         }
@@ -112,7 +124,9 @@ async def authenticate_session(services: Services, session: Session, token: str)
     return principal
 
 
-@action("authenticate", {"token": Str(min_length=1, max_length=8192)}, ("token",), needs_token=False)
+@action(
+    "authenticate", {"token": Str(min_length=1, max_length=8192)}, ("token",), needs_token=False
+)
 async def authenticate(services: Services, session: Session, request: dict[str, Any]) -> None:
     await authenticate_session(services, session, request["token"])
 
@@ -128,8 +142,15 @@ async def token(services: Services, session: Session, request: dict[str, Any]) -
     return {"accessToken": pair.access.token, "refreshToken": pair.refresh.token}
 
 
-@action("token/refresh", {"refreshToken": Str(min_length=1, max_length=8192)}, ("refreshToken",), needs_token=False)
-async def token_refresh(services: Services, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+@action(
+    "token/refresh",
+    {"refreshToken": Str(min_length=1, max_length=8192)},
+    ("refreshToken",),
+    needs_token=False,
+)
+async def token_refresh(
+    services: Services, session: Session, request: dict[str, Any]
+) -> dict[str, Any]:
     access = await services.auth.access_from_refresh(request["refreshToken"])
     current = session.principal
     if current is not None:
@@ -155,7 +176,9 @@ DEVICE_BODY = Obj(
 
 
 @action("device/get", {"deviceId": DEVICE_ID}, ("deviceId",))
-async def device_get(services: Services, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+async def device_get(
+    services: Services, session: Session, request: dict[str, Any]
+) -> dict[str, Any]:
     device = await services.device_service.device_for(
         _principal(session), request["deviceId"], Action.GetDevice
     )
@@ -166,7 +189,9 @@ async def device_get(services: Services, session: Session, request: dict[str, An
     "device/list",
     {"networkId": Int(minimum=1), "take": Int(minimum=1, maximum=1000), "skip": Int(minimum=0)},
 )
-async def device_list(services: Services, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+async def device_list(
+    services: Services, session: Session, request: dict[str, Any]
+) -> dict[str, Any]:
     devices = await services.device_service.list_devices(_principal(session), limit=10_000)
     if "networkId" in request:
         devices = [d for d in devices if d.network_id == request["networkId"]]
@@ -196,7 +221,9 @@ NOTIFICATION_BODY = Obj(
     {"deviceId": DEVICE_ID, "notification": NOTIFICATION_BODY},
     ("deviceId", "notification"),
 )
-async def notification_insert(services: Services, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+async def notification_insert(
+    services: Services, session: Session, request: dict[str, Any]
+) -> dict[str, Any]:
     body = request["notification"]
     item = await services.device_service.insert_notification(
         _principal(session),
@@ -205,7 +232,7 @@ async def notification_insert(services: Services, session: Session, request: dic
         body.get("parameters"),
         _timestamp(body.get("timestamp"), "notification.timestamp"),
     )
-    return {"notification": {"id": item.id, "timestamp": format_timestamp(item.timestamp)}}
+    return {"notification": {"id": item.id, "timestamp": iso(item.timestamp)}}
 
 
 COMMAND_BODY = Obj(
@@ -223,15 +250,19 @@ COMMAND_BODY = Obj(
 
 
 @action("command/insert", {"deviceId": DEVICE_ID, "command": COMMAND_BODY}, ("deviceId", "command"))
-async def command_insert(services: Services, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+async def command_insert(
+    services: Services, session: Session, request: dict[str, Any]
+) -> dict[str, Any]:
     body = dict(request["command"])
     body["timestamp"] = _timestamp(body.get("timestamp"), "command.timestamp")
-    item = await services.device_service.insert_command(_principal(session), request["deviceId"], body)
+    item = await services.device_service.insert_command(
+        _principal(session), request["deviceId"], body
+    )
     return {
         "command": {
             "id": item.id,
-            "timestamp": format_timestamp(item.timestamp),
-            "lastUpdated": format_timestamp(item.last_updated),
+            "timestamp": iso(item.timestamp),
+            "lastUpdated": iso(item.last_updated),
             "userId": item.user_id,
         }
     }
@@ -281,16 +312,16 @@ async def _subscribe(
         visible = await device_service.visible_networks(principal)
         outside = sorted(network_ids - visible) if visible is not None else []
         if outside:
-            raise Forbidden(
-                "networkIds outside the token's scope: " + ", ".join(map(str, outside))
-            )
+            raise Forbidden("networkIds outside the token's scope: " + ", ".join(map(str, outside)))
     since = _timestamp(request.get("timestamp"), "timestamp")
     subscription = services.hub.subscribe(
         session,
         kind,
         device_id=device_id,
         network_ids=network_ids,
-        device_type_ids=frozenset(request["deviceTypeIds"]) if request.get("deviceTypeIds") else None,
+        device_type_ids=frozenset(request["deviceTypeIds"])
+        if request.get("deviceTypeIds")
+        else None,
         names=frozenset(request["names"]) if request.get("names") else None,
         with_updates=bool(request.get("returnUpdatedCommands", False)),
         replaying=since is not None,
@@ -357,7 +388,9 @@ def _replayer(services: Services, subscription: Subscription, since: float) -> A
 
 
 @action("notification/subscribe", SUBSCRIBE)
-async def notification_subscribe(services: Services, session: Session, request: dict[str, Any]) -> Reply:
+async def notification_subscribe(
+    services: Services, session: Session, request: dict[str, Any]
+) -> Reply:
     return await _subscribe(services, session, request, NOTIFICATION, Action.GetDeviceNotification)
 
 
@@ -379,17 +412,23 @@ def _unsubscribe(services: Services, session: Session, request: dict[str, Any], 
 
 
 @action("notification/unsubscribe", {"subscriptionId": Int(minimum=1)})
-async def notification_unsubscribe(services: Services, session: Session, request: dict[str, Any]) -> None:
+async def notification_unsubscribe(
+    services: Services, session: Session, request: dict[str, Any]
+) -> None:
     _unsubscribe(services, session, request, NOTIFICATION)
 
 
 @action("command/unsubscribe", {"subscriptionId": Int(minimum=1)})
-async def command_unsubscribe(services: Services, session: Session, request: dict[str, Any]) -> None:
+async def command_unsubscribe(
+    services: Services, session: Session, request: dict[str, Any]
+) -> None:
     _unsubscribe(services, session, request, COMMAND)
 
 
 @action("subscription/list", {"type": Str(enum=[NOTIFICATION, COMMAND])})
-async def subscription_list(services: Services, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+async def subscription_list(
+    services: Services, session: Session, request: dict[str, Any]
+) -> dict[str, Any]:
     kind = request.get("type")
     return {
         "subscriptions": [

@@ -101,7 +101,9 @@ class Hub:
         for name in ("auth", "expire", "grace"):
             session.cancel_timer(name)
 
-    def _indexes(self, principal: Principal) -> Iterable[tuple[defaultdict[Any, set[Session]], Any]]:
+    def _indexes(
+        self, principal: Principal
+    ) -> Iterable[tuple[defaultdict[Any, set[Session]], Any]]:
         yield self._by_user, principal.user_id
         yield self._by_jti, principal.jti
         yield self._by_sid, principal.sid
@@ -155,9 +157,14 @@ class Hub:
                 candidates = self._by_device.get(revocation.subject)
             for session in list(candidates or ()):
                 principal = session.principal
-                if principal is not None and revocation.covers(principal):
-                    if session.close(CloseCode.TOKEN_REVOKED, f"token revoked: {revocation.reason}"):
-                        closed += 1
+                if (
+                    principal is not None
+                    and revocation.covers(principal)
+                    and session.close(
+                        CloseCode.TOKEN_REVOKED, f"token revoked: {revocation.reason}"
+                    )
+                ):
+                    closed += 1
         return closed
 
     def terminate(self, session_id: str) -> bool:
@@ -247,7 +254,9 @@ class Hub:
         if kind not in (MEMBERSHIP, NETWORK_CREATED, NETWORK_DELETED):
             return
         user_id = int(event["user_id"]) if kind == MEMBERSHIP else None
-        sessions = self._by_user.get(user_id, set()) if user_id is not None else self.sessions.values()
+        sessions = (
+            self._by_user.get(user_id, set()) if user_id is not None else self.sessions.values()
+        )
         for session in list(sessions):
             for subscription in session.subscriptions.values():
                 if subscription.dynamic:

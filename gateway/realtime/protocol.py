@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import enum
-import time
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -37,30 +35,6 @@ class CloseCode(enum.IntEnum):
     """The client kept sending above its message rate after being told to slow down."""
 
 
-def format_timestamp(epoch: float) -> str:
-    """UTC ISO-8601 with milliseconds, the form DeviceHive clients read and send back."""
-    whole = int(epoch)
-    millis = int(round((epoch - whole) * 1000))
-    if millis == 1000:
-        whole, millis = whole + 1, 0
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
-
-
-def parse_timestamp(text: str) -> float:
-    """Accepts what we emit and the usual ISO-8601 variants (with or without zone: UTC)."""
-    value = text.strip()
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
-
-def to_epoch(moment: datetime) -> float:
-    return moment.timestamp()
-
-
 def success(action: str, request_id: Any, payload: dict[str, Any] | None = None) -> bytes:
     body: dict[str, Any] = {"action": action, "requestId": request_id, "status": "success"}
     if payload:
@@ -83,5 +57,15 @@ def error(action: str | None, request_id: Any, code: int, message: str) -> bytes
 def push(action: str, subscription_id: bytes, kind: bytes, item: bytes) -> bytes:
     """A push from pre-serialized parts, so one item serialized once reaches many sessions."""
     return b"".join(
-        (b'{"action":"', action.encode(), b'","subscriptionId":', subscription_id, b',"', kind, b'":', item, b"}")
+        (
+            b'{"action":"',
+            action.encode(),
+            b'","subscriptionId":',
+            subscription_id,
+            b',"',
+            kind,
+            b'":',
+            item,
+            b"}",
+        )
     )

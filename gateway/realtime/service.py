@@ -62,7 +62,9 @@ class DeviceService:
         if not principal.may(action):
             raise Forbidden(f"Missing permission: {action.name}")
 
-    def check_device(self, principal: Principal, device: Device, memberships: frozenset[int]) -> None:
+    def check_device(
+        self, principal: Principal, device: Device, memberships: frozenset[int]
+    ) -> None:
         if not principal.may_reach(device.id, device.network_id, memberships):
             raise Forbidden(f"Device {device.id} is outside the token's scope")
 
@@ -157,7 +159,7 @@ class DeviceService:
         device = Device(
             id=device_id,
             name=fields.get("name", existing.name if existing else device_id),
-            data=fields["data"] if "data" in fields else (existing.data if existing else None),
+            data=fields.get("data", existing.data if existing else None),
             network_id=network_id,
             device_type_id=fields.get(
                 "deviceTypeId", existing.device_type_id if existing else None

@@ -7,6 +7,7 @@ send, and timers are loop callbacks, which keeps the per-session memory close to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -183,13 +184,12 @@ class Session:
         finally:
             self._writer = None
 
-    async def flush(self, timeout: float) -> None:
+    async def flush(self, limit: float) -> None:
+        """Wait (at most ``limit`` seconds) for queued frames to be written."""
         writer = self._writer
         if writer is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(writer), timeout)
-            except (TimeoutError, ConnectionError, RuntimeError):
-                pass
+            with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
+                await asyncio.wait_for(asyncio.shield(writer), limit)
 
     # -- closing ---------------------------------------------------------------------------
 
@@ -206,9 +206,9 @@ class Session:
 
     async def _close(self, code: int, reason: str) -> None:
         try:
-            await self.flush(timeout=1.0)
+            await self.flush(1.0)
             await self.ws.close(code=code, message=reason.encode()[:120])
-        except (ConnectionError, RuntimeError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, ConnectionError, RuntimeError) as exc:
             log.debug("session %s: close failed: %s", self.id, exc)
 
     def describe(self) -> dict[str, Any]:

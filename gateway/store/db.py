@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import asyncpg.pool
 import orjson
 
 Pool = asyncpg.Pool
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+"""A connection, whether opened alone or taken from the pool."""
 
 
 def _encode_json(value: Any) -> str:

@@ -25,14 +25,14 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                import pgserver
+                from pgserver.postgres_server import get_server
             except ImportError:  # pragma: no cover - pgserver is a dependency
                 raise ConfigError(
                     "embedded PostgreSQL needs the pgserver package; set GATEWAY_DATABASE_URL"
                 ) from None
             self.pgdata.mkdir(parents=True, exist_ok=True)
             try:
-                self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
+                self._server = get_server(self.pgdata, cleanup_mode="stop")
             except Exception as exc:  # noqa: BLE001 - pgserver raises plain exceptions
                 raise ConfigError(
                     f"embedded PostgreSQL failed to start in {self.pgdata}: {exc}"

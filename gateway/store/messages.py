@@ -8,30 +8,20 @@ not yet written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from gateway.clock import at, iso
 from gateway.store.db import Pool
 
 log = logging.getLogger(__name__)
 
 _BLOCK = 1000  # the sequence's INCREMENT BY
-
-
-def iso(epoch: float) -> str:
-    whole = int(epoch)
-    millis = min(999, int(round((epoch - whole) * 1000)))
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
-
-
-def _at(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +156,8 @@ class MessageStore:
         if notifications:
             await self.pool.execute(
                 """INSERT INTO notifications
-                   (id, device_id, network_id, device_type_id, notification, parameters, "timestamp")
+                   (id, device_id, network_id, device_type_id, notification, parameters,
+                    "timestamp")
                    SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[],
                                         $5::text[], $6::text[]::jsonb[], $7::timestamptz[])
                    ON CONFLICT (id) DO NOTHING""",
@@ -176,7 +167,7 @@ class MessageStore:
                 [n.device_type_id for n in notifications],
                 [n.notification for n in notifications],
                 [_dumps(n.parameters) for n in notifications],
-                [_at(n.timestamp) for n in notifications],
+                [at(n.timestamp) for n in notifications],
             )
             for n in notifications:
                 self._notifications.pop(n.id, None)
@@ -202,8 +193,8 @@ class MessageStore:
                 [c.lifetime for c in commands],
                 [c.status for c in commands],
                 [_dumps(c.result) for c in commands],
-                [_at(c.timestamp) for c in commands],
-                [_at(c.last_updated) for c in commands],
+                [at(c.timestamp) for c in commands],
+                [at(c.last_updated) for c in commands],
             )
             for c in commands:
                 if self._commands.get(c.id) is c:
@@ -212,14 +203,12 @@ class MessageStore:
     async def run(self) -> None:
         """Write what is pending every ``interval`` (sooner when a batch fills up)."""
         while not self._closed:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
-            except TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self.flush()
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 log.warning("writing messages failed, will retry: %s", exc)
                 await asyncio.sleep(min(1.0, self.interval * 10))
             except Exception:
@@ -256,7 +245,7 @@ class MessageStore:
                  AND ($3::bigint[] IS NULL OR network_id = any($3::bigint[]))
                  AND ($4::text[] IS NULL OR notification = any($4::text[]))
                ORDER BY "timestamp", id LIMIT $5""",
-            _at(since),
+            at(since),
             _list(device_ids),
             _list(network_ids),
             _list(names),
@@ -279,7 +268,7 @@ class MessageStore:
                  AND ($3::bigint[] IS NULL OR network_id = any($3::bigint[]))
                  AND ($4::text[] IS NULL OR command = any($4::text[]))
                ORDER BY "timestamp", id LIMIT $5""",
-            _at(since),
+            at(since),
             _list(device_ids),
             _list(network_ids),
             _list(names),
@@ -288,7 +277,7 @@ class MessageStore:
         return [_command(row) for row in rows]
 
     async def purge(self, older_than: float) -> None:
-        cutoff = _at(older_than)
+        cutoff = at(older_than)
         await self.pool.execute('DELETE FROM notifications WHERE "timestamp" < $1', cutoff)
         await self.pool.execute("DELETE FROM commands WHERE last_updated < $1", cutoff)
 

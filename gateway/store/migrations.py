@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
+from gateway.store.db import Connection
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def discover(directory: Path = SQL_DIR) -> list[Migration]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection, directory: Path = SQL_DIR) -> list[str]:
+async def migrate(conn: Connection, directory: Path = SQL_DIR) -> list[str]:
     """Apply what is missing; returns the names applied."""
     applied_now: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)

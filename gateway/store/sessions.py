@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from gateway.auth.revocation import Revocation
+from gateway.clock import at
 from gateway.store.db import Pool
-
-
-def _at(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, UTC)
 
 
 class Consumed(enum.Enum):
@@ -34,7 +31,7 @@ class SessionStore:
             "INSERT INTO refresh_tokens (jti, session_id, expires_at) VALUES ($1, $2, $3)",
             uuid.UUID(jti),
             uuid.UUID(sid),
-            _at(expires_at),
+            at(expires_at),
         )
 
     async def consume_refresh(self, jti: str) -> Consumed:
@@ -69,7 +66,8 @@ class SessionStore:
 
     async def close_all(self, user_id: int) -> None:
         await self.pool.execute(
-            "UPDATE login_sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+            """UPDATE login_sessions SET revoked_at = now()
+               WHERE user_id = $1 AND revoked_at IS NULL""",
             user_id,
         )
 
@@ -89,8 +87,8 @@ class RevocationStore:
             revocation.kind,
             revocation.subject,
             revocation.reason,
-            _at(revocation.revoked_at),
-            _at(revocation.expires_at),
+            at(revocation.revoked_at),
+            at(revocation.expires_at),
         )
 
     async def recorded_since(self, since: datetime | None) -> tuple[list[Revocation], datetime]:

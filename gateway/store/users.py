@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from gateway.errors import Conflict, Unprocessable
-from gateway.store.db import Pool
+from gateway.store.db import Connection, Pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +111,7 @@ class UserStore:
         self, user_id: int, changes: dict[str, Any], network_ids: Iterable[int] | None = None
     ) -> User | None:
         async with self.pool.acquire() as conn, conn.transaction():
-            exists = await conn.fetchval(
-                "SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id
-            )
+            exists = await conn.fetchval("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
             if not exists:
                 return None
             if changes:
@@ -158,7 +156,7 @@ class UserStore:
         return bool(result != "DELETE 0")
 
 
-async def _set_networks(conn: asyncpg.Connection, user_id: int, network_ids: Iterable[int]) -> None:
+async def _set_networks(conn: Connection, user_id: int, network_ids: Iterable[int]) -> None:
     wanted = sorted(set(network_ids))
     if not wanted:
         return

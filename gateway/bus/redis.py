@@ -1,0 +1,209 @@
+"""The cluster bus on Redis pub/sub (redis-py's ``redis.asyncio``).
+
+One connection carries every subscription of this instance, whatever the number of sessions;
+another carries publishes, pipelined in batches. Each message is tagged with its origin so an
+instance ignores the echo of its own messages, which it already delivered locally.
+
+Redis pub/sub is at-most-once: what is published while a connection is down is lost. After a
+reconnect the instance re-subscribes and runs the resync hooks (the revocation view reloads from
+PostgreSQL) before it reports healthy again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from gateway.bus.base import Bus
+
+log = logging.getLogger(__name__)
+
+_SEPARATOR = b"\x1e"
+_MAX_OUTBOX = 100_000
+_BACKOFF_START = 0.1
+_BACKOFF_MAX = 5.0
+_PING_EVERY = 5.0
+
+
+class RedisBus(Bus):
+    def __init__(self, instance_id: str, url: str, *, prefix: str = "gateway") -> None:
+        super().__init__(instance_id)
+        self.url = url
+        self.prefix = prefix + ":"
+        self._origin = instance_id.encode()
+        self._tag = self._origin + _SEPARATOR
+        self._client: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_keepalive=True, socket_connect_timeout=2, socket_timeout=5
+        )
+        self._pubsub: Any = None
+        self._healthy = False
+        self._outbox: deque[tuple[str, bytes]] = deque()
+        self._outbox_ready = asyncio.Event()
+        self._changes = asyncio.Event()
+        self._subscribed_remote: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._dropped = 0
+        self._connected = asyncio.Event()
+
+    @property
+    def healthy(self) -> bool:
+        return self._healthy
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._read_forever(), name="redis-bus-reader"),
+            asyncio.create_task(self._publish_forever(), name="redis-bus-publisher"),
+        ]
+        # Start-up waits briefly for Redis; an instance may still start while it is down.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), 5)
+        if not self._healthy:
+            log.warning("Redis at %s is unreachable; running on local fan-out, retrying", self.url)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.aclose()
+        await self._client.aclose()
+
+    # -- publishing ------------------------------------------------------------------------
+
+    def publish(self, channel: str, payload: bytes) -> int:
+        self._deliver(channel, payload)
+        if len(self._outbox) >= _MAX_OUTBOX:
+            self._dropped += 1
+            return 1
+        self._outbox.append((channel, payload))
+        self._outbox_ready.set()
+        return 1
+
+    async def publish_counted(self, channel: str, payload: bytes) -> int:
+        self._deliver(channel, payload)
+        try:
+            receivers = await self._client.publish(self.prefix + channel, self._tag + payload)
+        except (RedisError, OSError) as exc:
+            log.warning("publish on %s failed (Redis unreachable?): %s", channel, exc)
+            return 1
+        return max(1, int(receivers))
+
+    async def _publish_forever(self) -> None:
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            while self._outbox:
+                batch = [self._outbox.popleft() for _ in range(min(len(self._outbox), 512))]
+                try:
+                    async with self._client.pipeline(transaction=False) as pipe:
+                        for channel, payload in batch:
+                            pipe.publish(self.prefix + channel, self._tag + payload)
+                        await pipe.execute()
+                except (RedisError, OSError) as exc:
+                    self._dropped += len(batch)
+                    if self._healthy:
+                        log.warning("publishing to Redis failed; messages lost: %s", exc)
+                    await asyncio.sleep(0.05)
+            if self._dropped:
+                log.warning("%d messages were not published to Redis (at-most-once)", self._dropped)
+                self._dropped = 0
+
+    # -- subscribing -----------------------------------------------------------------------
+
+    def _subscribed(self, channel: str) -> None:
+        self._changes.set()
+
+    def _unsubscribed(self, channel: str) -> None:
+        self._changes.set()
+
+    async def _sync_subscriptions(self) -> None:
+        """Bring the Redis subscriptions in line with what local subscribers need, in batches."""
+        pubsub = self._pubsub
+        if pubsub is None:
+            return
+        wanted = self._channels
+        add = [self.prefix + c for c in wanted - self._subscribed_remote]
+        drop = [self.prefix + c for c in self._subscribed_remote - wanted]
+        for start in range(0, len(add), 1000):
+            await pubsub.subscribe(*add[start : start + 1000])
+        for start in range(0, len(drop), 1000):
+            await pubsub.unsubscribe(*drop[start : start + 1000])
+        self._subscribed_remote = set(wanted)
+
+    async def _sync_forever(self) -> None:
+        while True:
+            await self._changes.wait()
+            self._changes.clear()
+            await self._sync_subscriptions()
+
+    async def _connect(self) -> None:
+        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        self._subscribed_remote = set()
+        # A channel of our own keeps the connection open even before anything else is wanted.
+        await self._pubsub.subscribe(f"{self.prefix}instance:{self.instance_id}")
+        await self._sync_subscriptions()
+
+    async def _read_forever(self) -> None:
+        backoff = _BACKOFF_START
+        first = True
+        while True:
+            syncer: asyncio.Task[None] | None = None
+            try:
+                await self._connect()
+                if not first:
+                    for hook in self._resync_hooks:
+                        await hook()
+                    log.info("Redis bus reconnected and resynchronized")
+                first = False
+                self._healthy = True
+                self._connected.set()
+                backoff = _BACKOFF_START
+                syncer = asyncio.create_task(self._sync_forever())
+                await self._read(self._pubsub)
+            except (TimeoutError, RedisError, OSError) as exc:
+                if self._healthy:
+                    log.warning("Redis bus connection lost: %s; retrying", exc)
+            except Exception:
+                log.exception("Redis bus reader failed; reconnecting")
+            finally:
+                self._healthy = False
+                if syncer is not None:
+                    syncer.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                        await syncer
+                if self._pubsub is not None:
+                    with contextlib.suppress(RedisError, OSError, RuntimeError):
+                        await self._pubsub.aclose()
+                    self._pubsub = None
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _BACKOFF_MAX)
+
+    async def _read(self, pubsub: Any) -> None:
+        prefix_length = len(self.prefix)
+        idle = 0.0
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message is None:
+                idle += 1.0
+                if idle >= _PING_EVERY:
+                    idle = 0.0
+                    await pubsub.ping()
+                continue
+            idle = 0.0
+            if message.get("type") != "message":
+                continue
+            data: bytes = message["data"]
+            origin, separator, payload = data.partition(_SEPARATOR)
+            if not separator or origin == self._origin:
+                continue
+            channel = message["channel"]
+            if isinstance(channel, bytes):
+                channel = channel.decode()
+            self._deliver(channel[prefix_length:], payload)

@@ -1,0 +1,108 @@
+"""The Redis bus against a real redis-server: delivery between instances, no echo, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.bus.redis import RedisBus
+from tests.conftest import wait_for
+from tests.support.servers import RedisProcess
+
+
+def collector(bus: RedisBus) -> list[tuple[str, bytes]]:
+    seen: list[tuple[str, bytes]] = []
+    bus.set_handler(lambda channel, payload: seen.append((channel, payload)))
+    return seen
+
+
+async def started(url: str, name: str, prefix: str) -> RedisBus:
+    bus = RedisBus(name, url, prefix=prefix)
+    await bus.start()
+    return bus
+
+
+async def test_a_message_reaches_the_other_instance_once_and_the_publisher_locally(
+    redis_url: str, redis_prefix: str
+) -> None:
+    a = await started(redis_url, "a", redis_prefix)
+    b = await started(redis_url, "b", redis_prefix)
+    try:
+        seen_a, seen_b = collector(a), collector(b)
+        a.subscribe("dev:1")
+        b.subscribe("dev:1")
+        await wait_for(lambda: "dev:1" in b._subscribed_remote and "dev:1" in a._subscribed_remote)
+        a.publish("dev:1", b"hello")
+        await wait_for(lambda: len(seen_b) == 1)
+        await asyncio.sleep(0.1)
+        assert seen_a == [("dev:1", b"hello")]
+        assert seen_b == [("dev:1", b"hello")]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_publish_counted_reports_every_subscribed_instance(
+    redis_url: str, redis_prefix: str
+) -> None:
+    buses = [await started(redis_url, f"i{n}", redis_prefix) for n in range(3)]
+    try:
+        for bus in buses:
+            collector(bus)
+            bus.subscribe("ctl")
+        await wait_for(lambda: all("ctl" in bus._subscribed_remote for bus in buses))
+        assert await buses[0].publish_counted("ctl", b"x") == 3
+    finally:
+        for bus in buses:
+            await bus.close()
+
+
+async def test_unsubscribed_channels_are_not_delivered(redis_url: str, redis_prefix: str) -> None:
+    a = await started(redis_url, "a", redis_prefix)
+    b = await started(redis_url, "b", redis_prefix)
+    try:
+        seen_b = collector(b)
+        b.subscribe("dev:2")
+        await wait_for(lambda: "dev:2" in b._subscribed_remote)
+        b.unsubscribe("dev:2")
+        await wait_for(lambda: "dev:2" not in b._subscribed_remote)
+        a.publish("dev:2", b"ignored")
+        await asyncio.sleep(0.2)
+        assert seen_b == []
+    finally:
+        await a.close()
+        await b.close()
+
+
+@pytest.mark.timeout(60)
+async def test_after_redis_restarts_the_bus_resubscribes_and_runs_its_resync_hooks(
+    redis_prefix: str,
+) -> None:
+    server = RedisProcess()
+    server.start()
+    a = await started(server.url, "a", redis_prefix)
+    b = await started(server.url, "b", redis_prefix)
+    resyncs: list[str] = []
+
+    async def hook() -> None:
+        resyncs.append("b")
+
+    b.on_resync(hook)
+    try:
+        seen_b = collector(b)
+        b.subscribe("dev:3")
+        await wait_for(lambda: "dev:3" in b._subscribed_remote)
+        server.stop()
+        await wait_for(lambda: not b.healthy, timeout=10)
+        a.publish("dev:3", b"lost while down")
+        server.start()
+        await wait_for(lambda: b.healthy and a.healthy, timeout=20)
+        await wait_for(lambda: "dev:3" in b._subscribed_remote)
+        assert resyncs == ["b"]
+        a.publish("dev:3", b"after")
+        await wait_for(lambda: seen_b == [("dev:3", b"after")], timeout=5)
+    finally:
+        await a.close()
+        await b.close()
+        server.stop()
