@@ -10,6 +10,7 @@ import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 from aiohttp import web
 
 from gateway.api import auth as _auth_routes  # noqa: F401 - registers routes
@@ -28,7 +29,7 @@ from gateway.auth.tokens import KeySet, TokenCodec
 from gateway.bus.base import Bus
 from gateway.bus.control import Control
 from gateway.bus.memory import MemoryBus
-from gateway.config import Settings
+from gateway.config import ConfigError, Settings, redact
 from gateway.realtime.wiring import install_routes, start_realtime
 from gateway.services import Services
 from gateway.store.db import create_pool
@@ -47,7 +48,10 @@ def make_bus(settings: Settings) -> Bus:
     if settings.redis_url:
         from gateway.bus.redis import RedisBus
 
-        return RedisBus(settings.instance_id, settings.redis_url, prefix=settings.redis_prefix)
+        try:
+            return RedisBus(settings.instance_id, settings.redis_url, prefix=settings.redis_prefix)
+        except ValueError as exc:
+            raise ConfigError(f"GATEWAY_REDIS_URL: {exc}") from None
     return MemoryBus(settings.instance_id)
 
 
@@ -88,7 +92,12 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
             database_url = await asyncio.to_thread(embedded.start)
             stack.callback(embedded.stop)
 
-        pool = await create_pool(database_url)
+        try:
+            pool = await create_pool(database_url)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise ConfigError(
+                f"cannot connect to PostgreSQL at {redact(database_url)}: {exc}"
+            ) from None
         stack.push_async_callback(pool.close)
         async with pool.acquire() as conn:
             await migrate(conn)

@@ -21,6 +21,17 @@ class ConfigError(Exception):
     """A configuration value is wrong; the message is one line meant for the operator."""
 
 
+def redact(url: str) -> str:
+    """A URL fit for logs: any password replaced by ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -42,15 +53,32 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f"not a boolean: {text!r} (use true or false)")
 
 
+def _int(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError(f"not an integer: {text!r}") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _int(text)
     if value < 1:
         raise ValueError(f"must be at least 1, got {value}")
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+    return value
+
+
 def _port(text: str) -> int:
-    value = int(text)
+    value = _int(text)
     if not 0 <= value <= 65535:
         raise ValueError(f"not a TCP port: {value}")
     return value
@@ -326,7 +354,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "ws_rate",
         "GATEWAY_WS_RATE",
-        float,
+        _positive_float,
         "inbound messages per second allowed per session (token bucket rate)",
     ),
     Option("ws_burst", "GATEWAY_WS_BURST", _positive_int, "inbound burst allowed per session"),
