@@ -48,6 +48,7 @@ def _configure_logging(settings: Settings) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
