@@ -63,7 +63,9 @@ MINT = Obj(
             description='network ids, or ["*"] for all the owner may see',
         ),
         "deviceIds": Array(
-            DEVICE_ID, max_items=1000, description='device ids, or ["*"] for all the owner may see'
+            OneOf([DEVICE_ID, Str(enum=[WILDCARD])]),
+            max_items=1000,
+            description='device ids, or ["*"] for all the owner may see',
         ),
         "expires_in": Int(minimum=1, description="access token lifetime, seconds"),
     }

@@ -131,13 +131,17 @@ class AuthService:
 
     async def login(self, name: str, password: str, address: str) -> TokenPair:
         account = name.strip().lower()
-        wait = self.throttle.retry_after(account, address)
+        wait = await self.throttle.admit(account, address)
         if wait is not None:
             raise TooManyRequests("Too many failed logins; try again later", wait)
-        user = await self.users.by_email(account)
-        matched = await self.passwords.verify(user.password_hash if user else None, password)
+        try:
+            user = await self.users.by_email(account)
+            matched = await self.passwords.verify(user.password_hash if user else None, password)
+            if not matched or user is None:
+                self.throttle.failed(account, address)
+        finally:
+            self.throttle.release(account)
         if not matched or user is None:
-            self.throttle.failed(account, address)
             raise Unauthorized(INVALID_CREDENTIALS)
         if not user.active:
             raise Forbidden("User account is disabled")

@@ -6,6 +6,7 @@ per-instance limit times the number of instances.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -31,6 +32,10 @@ class _Window:
             del self.failures[key]
             return None
         return stamps
+
+    def count(self, key: str) -> int:
+        stamps = self._recent(key)
+        return 0 if stamps is None else len(stamps)
 
     def retry_after(self, key: str) -> float | None:
         stamps = self._recent(key)
@@ -60,6 +65,8 @@ class LoginThrottle:
     ) -> None:
         self._accounts = _Window(per_account, window, clock)
         self._addresses = _Window(per_address, window, clock)
+        self._pending: dict[str, int] = {}
+        self._settled: dict[str, asyncio.Event] = {}
 
     def retry_after(self, account: str, address: str) -> float | None:
         waits = [
@@ -68,6 +75,31 @@ class LoginThrottle:
             if wait is not None
         ]
         return max(waits) if waits else None
+
+    async def admit(self, account: str, address: str) -> float | None:
+        """Reserve a password check on the account, or return the wait when throttled.
+
+        Checks in flight count as failures until they resolve, so a burst of concurrent guesses
+        cannot all pass before the first failure is counted; the surplus queues behind the
+        running checks instead of failing, so a burst of right passwords still gets in.
+        Every admitted attempt must be followed by ``release``."""
+        while True:
+            wait = self.retry_after(account, address)
+            if wait is not None:
+                return wait
+            in_flight = self._pending.get(account, 0)
+            if self._accounts.count(account) + in_flight < self._accounts.limit:
+                self._pending[account] = in_flight + 1
+                return None
+            await self._settled.setdefault(account, asyncio.Event()).wait()
+
+    def release(self, account: str) -> None:
+        left = self._pending.pop(account, 0) - 1
+        if left > 0:
+            self._pending[account] = left
+        settled = self._settled.pop(account, None)
+        if settled is not None:
+            settled.set()
 
     def failed(self, account: str, address: str) -> None:
         self._accounts.add(account)

@@ -8,6 +8,7 @@ construction rather than by a deny-list.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -242,7 +243,8 @@ class TokenCodec:
         except jwt.InvalidTokenError:
             raise Unauthorized("Invalid token") from None
         if claims.get("typ") != typ:
-            raise Unauthorized(f"Invalid token: expected an {typ} token")
+            article = "an" if typ == ACCESS else "a"
+            raise Unauthorized(f"Invalid token: expected {article} {typ} token")
         return claims
 
     def principal(self, token: str, typ: str = ACCESS) -> Principal:
@@ -259,10 +261,16 @@ def _id_list(value: Any, kind: type, name: str) -> frozenset[Any] | None:
     return frozenset(value)
 
 
+@functools.lru_cache(maxsize=1024)
+def _actions(ids: tuple[int, ...]) -> frozenset[Action]:
+    """One shared set per distinct action list: thousands of sessions hold a handful of sets."""
+    return frozenset(Action(i) for i in ids)
+
+
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
     try:
         user_id = int(claims["sub"])
-        actions = frozenset(Action(int(a)) for a in claims.get("actions", []))
+        actions = _actions(tuple(int(a) for a in claims.get("actions", [])))
     except (TypeError, ValueError):
         raise Unauthorized("Invalid token: malformed claims") from None
     role = claims.get("role")

@@ -86,7 +86,7 @@ class Hub:
 
     def add(self, session: Session) -> None:
         self.sessions[session.id] = session
-        session.set_timer("auth", self.settings.ws_auth_timeout, self._auth_timeout, session)
+        session.set_timer(self.settings.ws_auth_timeout, self._auth_timeout, session)
 
     def _auth_timeout(self, session: Session) -> None:
         if session.principal is None:
@@ -98,8 +98,7 @@ class Hub:
         for subscription in list(session.subscriptions.values()):
             self.unsubscribe(subscription)
         self._unindex(session)
-        for name in ("auth", "expire", "grace"):
-            session.cancel_timer(name)
+        session.cancel_timer()
 
     def _indexes(
         self, principal: Principal
@@ -127,18 +126,15 @@ class Hub:
         session.expired = False
         for index, key in self._indexes(principal):
             index[key].add(session)
-        session.cancel_timer("auth")
-        remaining = principal.expires_at - time.time()
-        session.set_timer("expire", remaining, self._expire, session)
-        session.set_timer(
-            "grace", remaining + self.settings.ws_expiry_grace, self._expired_too_long, session
-        )
+        session.set_timer(principal.expires_at - time.time(), self._expire, session)
         for subscription in session.subscriptions.values():
             if subscription.dynamic:
                 self._route(subscription)
 
     def _expire(self, session: Session) -> None:
+        """Requests now get 401 and pushes stop; a fresh token within the grace resumes."""
         session.expired = True
+        session.set_timer(self.settings.ws_expiry_grace, self._expired_too_long, session)
 
     def _expired_too_long(self, session: Session) -> None:
         session.close(CloseCode.TOKEN_EXPIRED, "token expired")

@@ -68,6 +68,10 @@ class Registry:
     def memberships(self, user_id: int) -> frozenset[int]:
         return self._memberships.get(user_id, _NO_NETWORKS)
 
+    def known_memberships(self, user_id: int) -> frozenset[int] | None:
+        """None when this user's memberships were never loaded here (empty is a real answer)."""
+        return self._memberships.get(user_id)
+
     async def load_memberships(self, user_id: int) -> frozenset[int]:
         networks = await self.users.network_ids(user_id)
         self._memberships[user_id] = networks

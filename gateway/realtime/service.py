@@ -55,8 +55,10 @@ class DeviceService:
     async def memberships(self, principal: Principal) -> frozenset[int]:
         if principal.is_admin:
             return frozenset()
-        cached = self.registry.memberships(principal.user_id)
-        return cached or await self.registry.load_memberships(principal.user_id)
+        known = self.registry.known_memberships(principal.user_id)
+        if known is not None:
+            return known
+        return await self.registry.load_memberships(principal.user_id)
 
     def require(self, principal: Principal, action: Action) -> None:
         if not principal.may(action):

@@ -80,7 +80,7 @@ class Session:
         "_queued_bytes",
         "_rate_at",
         "_rate_tokens",
-        "_timers",
+        "_timer",
         "_writer",
         "closing",
         "connected_at",
@@ -110,7 +110,7 @@ class Session:
         self._queue: deque[bytes] | None = None
         self._queued_bytes = 0
         self._writer: asyncio.Task[None] | None = None
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._timer: asyncio.TimerHandle | None = None
         self._rate_tokens = float(hub.settings.ws_burst)
         self._rate_at = time.monotonic()
 
@@ -123,15 +123,15 @@ class Session:
 
     # -- timers ----------------------------------------------------------------------------
 
-    def set_timer(self, name: str, delay: float, callback: Any, *args: Any) -> None:
-        self.cancel_timer(name)
-        loop = asyncio.get_running_loop()
-        self._timers[name] = loop.call_later(max(0.0, delay), callback, *args)
+    def set_timer(self, delay: float, callback: Any, *args: Any) -> None:
+        """The session's one timer: authentication deadline, then expiry, then grace end."""
+        self.cancel_timer()
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, delay), callback, *args)
 
-    def cancel_timer(self, name: str) -> None:
-        timer = self._timers.pop(name, None)
-        if timer is not None:
-            timer.cancel()
+    def cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     # -- rate limit ------------------------------------------------------------------------
 
@@ -198,9 +198,7 @@ class Session:
         if self.closing:
             return False
         self.closing = True
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        self.cancel_timer()
         self.hub.spawn(self._close(code, reason))
         return True
 
