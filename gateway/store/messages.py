@@ -230,6 +230,29 @@ class MessageStore:
         row = await self.pool.fetchrow("SELECT * FROM commands WHERE id = $1", command_id)
         return None if row is None else _command(row)
 
+    async def _since(
+        self,
+        table: str,
+        name_column: str,
+        since: float,
+        device_ids: Collection[str] | None,
+        network_ids: Collection[int] | None,
+        names: Collection[str] | None,
+        limit: int,
+    ) -> list[Any]:
+        return await self.pool.fetch(
+            f"""SELECT * FROM {table} WHERE "timestamp" > $1
+                  AND ($2::text[] IS NULL OR device_id = any($2::text[]))
+                  AND ($3::bigint[] IS NULL OR network_id = any($3::bigint[]))
+                  AND ($4::text[] IS NULL OR {name_column} = any($4::text[]))
+                ORDER BY "timestamp", id LIMIT $5""",  # noqa: S608 - fixed identifiers
+            at(since),
+            _list(device_ids),
+            _list(network_ids),
+            _list(names),
+            limit,
+        )
+
     async def notifications_since(
         self,
         since: float,
@@ -239,17 +262,8 @@ class MessageStore:
         names: Collection[str] | None,
         limit: int,
     ) -> list[Notification]:
-        rows = await self.pool.fetch(
-            """SELECT * FROM notifications WHERE "timestamp" > $1
-                 AND ($2::text[] IS NULL OR device_id = any($2::text[]))
-                 AND ($3::bigint[] IS NULL OR network_id = any($3::bigint[]))
-                 AND ($4::text[] IS NULL OR notification = any($4::text[]))
-               ORDER BY "timestamp", id LIMIT $5""",
-            at(since),
-            _list(device_ids),
-            _list(network_ids),
-            _list(names),
-            limit,
+        rows = await self._since(
+            "notifications", "notification", since, device_ids, network_ids, names, limit
         )
         return [_notification(row) for row in rows]
 
@@ -262,17 +276,8 @@ class MessageStore:
         names: Collection[str] | None,
         limit: int,
     ) -> list[Command]:
-        rows = await self.pool.fetch(
-            """SELECT * FROM commands WHERE "timestamp" > $1
-                 AND ($2::text[] IS NULL OR device_id = any($2::text[]))
-                 AND ($3::bigint[] IS NULL OR network_id = any($3::bigint[]))
-                 AND ($4::text[] IS NULL OR command = any($4::text[]))
-               ORDER BY "timestamp", id LIMIT $5""",
-            at(since),
-            _list(device_ids),
-            _list(network_ids),
-            _list(names),
-            limit,
+        rows = await self._since(
+            "commands", "command", since, device_ids, network_ids, names, limit
         )
         return [_command(row) for row in rows]
 
