@@ -85,6 +85,9 @@ def create_app(settings: Settings) -> web.Application:
 
 async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as stack:
+        # Keys first: a bad key file should fail before anything is started.
+        keys = KeySet.from_settings(settings)
+        codec = TokenCodec(keys, settings.jwt_issuer, settings.jwt_leeway)
         embedded = None
         database_url = settings.database_url
         if database_url is None:
@@ -107,8 +110,6 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
         stack.push_async_callback(bus.close)
         control = Control(bus)
 
-        keys = KeySet.from_settings(settings)
-        codec = TokenCodec(keys, settings.jwt_issuer, settings.jwt_leeway)
         users = UserStore(pool)
         sessions = SessionStore(pool)
         devices = DeviceStore(pool)

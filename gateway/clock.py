@@ -7,12 +7,15 @@ from datetime import UTC, datetime
 
 
 def iso(epoch: float) -> str:
-    """``2026-11-22T04:32:11.123Z``: the form DeviceHive clients read and send back."""
-    whole = int(epoch)
-    millis = round((epoch - whole) * 1000)
-    if millis == 1000:
-        whole, millis = whole + 1, 0
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+    """``2026-11-22T04:32:11.123Z``: the form DeviceHive clients read and send back.
+
+    Truncated to the millisecond, never rounded up: a subscribe ``timestamp`` replays items
+    strictly newer than it, so a time rounded up could name a moment after an item stored
+    within the same half millisecond, and the replay would skip that item. (Microseconds are
+    rounded first only to absorb float noise: ``.678`` parsed back must stay ``.678``.)
+    """
+    whole, micros = divmod(round(epoch * 1_000_000), 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micros // 1000:03d}Z"
 
 
 def parse_iso(text: str) -> float:

@@ -7,6 +7,7 @@ never disagree.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import socket
@@ -72,8 +73,8 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise ValueError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise ValueError("must be greater than zero")
+    if not 0 < value < math.inf:  # float() also takes "nan" and "inf"
+        raise ValueError(f"must be a finite number greater than zero, got {text!r}")
     return value
 
 

@@ -11,11 +11,39 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from gateway.errors import Unprocessable
 
 
 def _at(path: str) -> str:
     return path or "body"
+
+
+_NUL = "\x00"
+
+
+def _contains_nul(value: Any) -> bool:
+    """Whether a string or key anywhere in a JSON value holds NUL, which PostgreSQL's text and
+    jsonb reject (a 500 if it got that far). Iterative: JSON may nest deeper than the stack."""
+    try:
+        if b"\\u0000" not in orjson.dumps(value):  # fast path: orjson escapes NUL as \u0000
+            return False
+    except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits: walk it instead
+        pass
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _NUL in item:
+                return True
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            if any(_NUL in key for key in item):
+                return True
+            pending.extend(item.values())
+    return False
 
 
 class Schema:
@@ -70,6 +98,8 @@ class Str(Schema):
     def _check(self, value: Any, path: str) -> Any:
         if not isinstance(value, str):
             raise Unprocessable(f"{_at(path)}: must be a string")
+        if _NUL in value:
+            raise Unprocessable(f"{_at(path)}: must not contain NUL characters")
         if self.enum is not None and value not in self.enum:
             raise Unprocessable(f"{_at(path)}: must be one of {', '.join(self.enum)}")
         if len(value) < self.min_length:
@@ -98,6 +128,10 @@ class Str(Schema):
         return schema
 
 
+# PostgreSQL's bigint: a larger number would fail in the driver (a 500) instead of validation.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 @dataclass
 class Int(Schema):
     minimum: int | None = None
@@ -112,6 +146,8 @@ class Int(Schema):
             raise Unprocessable(f"{_at(path)}: must be at least {self.minimum}")
         if self.maximum is not None and value > self.maximum:
             raise Unprocessable(f"{_at(path)}: must be at most {self.maximum}")
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise Unprocessable(f"{_at(path)}: must be a 64-bit integer")
         return value
 
     def parse_text(self, text: str, path: str) -> Any:
@@ -120,7 +156,7 @@ class Int(Schema):
         return self.check(int(text), path)
 
     def _json_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": "integer"}
+        schema: dict[str, Any] = {"type": "integer", "format": "int64"}
         if self.minimum is not None:
             schema["minimum"] = self.minimum
         if self.maximum is not None:
@@ -153,6 +189,11 @@ class AnyJson(Schema):
 
     nullable: bool = True
     description: str | None = None
+
+    def _check(self, value: Any, path: str) -> Any:
+        if _contains_nul(value):
+            raise Unprocessable(f"{_at(path)}: strings must not contain NUL characters")
+        return value
 
 
 @dataclass

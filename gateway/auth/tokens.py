@@ -11,6 +11,7 @@ import base64
 import functools
 import hashlib
 import json
+import math
 import os
 import secrets
 import time
@@ -44,6 +45,8 @@ class Key:
         if self.algorithm == "HS256":
             return None
         jwk = _public_jwk(self.verifying)
+        # PyJWT adds key_ops for RSA only; RFC 7517 4.3: use and key_ops should not be combined.
+        jwk.pop("key_ops", None)
         return {**jwk, "kid": self.kid, "alg": self.algorithm, "use": "sig"}
 
 
@@ -196,8 +199,9 @@ class TokenCodec:
     ) -> IssuedToken:
         now = time.time() if now is None else now
         # iat keeps milliseconds so that a per-user cut-off taken a moment before a new login
-        # does not catch the new token (RFC 7519 NumericDate allows fractions).
-        issued_at = round(now, 3)
+        # does not catch the new token (RFC 7519 NumericDate allows fractions). Truncated, not
+        # rounded: rounding up would let a token issued just before a cut-off escape it.
+        issued_at = math.floor(now * 1000) / 1000
         expires_at = int(now + ttl)
         jti = str(uuid.uuid4())
         network_ids, device_ids = scope.claims()

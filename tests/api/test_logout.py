@@ -1,0 +1,112 @@
+"""POST /v1/auth/logout and /v1/auth/logout/all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, bearer, create_user, login
+from tests.support.http import expect_empty, expect_error, expect_json, me_status
+
+
+async def refresh(client: TestClient[Any, Any], token: str) -> Any:
+    return await client.post("/v1/auth/token/refresh", json={"refresh_token": token})
+
+
+async def test_logout_ends_the_token_and_its_refresh_family(
+    client: TestClient[Any, Any],
+) -> None:
+    pair = await login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    other = await login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+
+    await expect_empty(await client.post("/v1/auth/logout", headers=bearer(pair["access_token"])))
+
+    response = await client.get("/v1/auth/me", headers=bearer(pair["access_token"]))
+    await expect_error(response, 401, "Token revoked")
+    await expect_error(await refresh(client, pair["refresh_token"]), 401, "Token revoked")
+    # Another login session of the same user lives on.
+    assert await me_status(client, other["access_token"]) == 200
+    await expect_json(await refresh(client, other["refresh_token"]), 200)
+
+
+async def test_logout_ends_access_tokens_rotated_earlier_in_the_family(
+    client: TestClient[Any, Any], admin: dict[str, Any]
+) -> None:
+    rotated = await expect_json(await refresh(client, admin["refresh_token"]), 200)
+    await expect_empty(
+        await client.post("/v1/auth/logout", headers=bearer(rotated["access_token"]))
+    )
+    for token in (admin["access_token"], rotated["access_token"]):
+        response = await client.get("/v1/auth/me", headers=bearer(token))
+        await expect_error(response, 401, "Token revoked")
+
+
+async def test_logging_out_twice_is_a_401(
+    client: TestClient[Any, Any], admin: dict[str, Any]
+) -> None:
+    headers = bearer(admin["access_token"])
+    await expect_empty(await client.post("/v1/auth/logout", headers=headers))
+    await expect_error(await client.post("/v1/auth/logout", headers=headers), 401, "Token revoked")
+
+
+async def test_logout_needs_a_bearer_token(client: TestClient[Any, Any]) -> None:
+    await expect_error(
+        await client.post("/v1/auth/logout"),
+        401,
+        "Missing Authorization header (expected: Bearer <access token>)",
+    )
+    await expect_error(
+        await client.post("/v1/auth/logout", headers={"Authorization": "Basic YTpi"}),
+        401,
+        "Malformed Authorization header (expected: Bearer <access token>)",
+    )
+
+
+async def test_a_refresh_token_cannot_log_out(
+    client: TestClient[Any, Any], admin: dict[str, Any]
+) -> None:
+    response = await client.post("/v1/auth/logout", headers=bearer(admin["refresh_token"]))
+    await expect_error(response, 401, "Invalid token: expected an access token")
+    assert await me_status(client, admin["access_token"]) == 200
+
+
+async def test_logout_all_ends_every_session_of_the_user_only(
+    client: TestClient[Any, Any], admin_headers: dict[str, str]
+) -> None:
+    await create_user(client, admin_headers, email="ivy@example.com")
+    laptop = await login(client, "ivy@example.com", "client-password")
+    phone = await login(client, "ivy@example.com", "client-password")
+    phone_rotated = await expect_json(await refresh(client, phone["refresh_token"]), 200)
+
+    await expect_empty(
+        await client.post("/v1/auth/logout/all", headers=bearer(laptop["access_token"]))
+    )
+
+    for pair in (laptop, phone, phone_rotated):
+        response = await client.get("/v1/auth/me", headers=bearer(pair["access_token"]))
+        await expect_error(response, 401, "Token revoked")
+    for token in (laptop["refresh_token"], phone_rotated["refresh_token"]):
+        await expect_error(await refresh(client, token), 401, "Token revoked")
+    # Other users are untouched, and the user may log in again at once.
+    assert await me_status(client, admin_headers["Authorization"].split()[1]) == 200
+    again = await login(client, "ivy@example.com", "client-password")
+    assert await me_status(client, again["access_token"]) == 200
+    await expect_json(await refresh(client, again["refresh_token"]), 200)
+
+
+async def test_logout_all_ends_minted_tokens_too(
+    client: TestClient[Any, Any], admin: dict[str, Any]
+) -> None:
+    response = await client.post(
+        "/v1/auth/token/create",
+        json={"actions": ["GetCurrentUser"]},
+        headers=bearer(admin["access_token"]),
+    )
+    minted = await expect_json(response, 201)
+    await expect_empty(
+        await client.post("/v1/auth/logout/all", headers=bearer(admin["access_token"]))
+    )
+    response = await client.get("/v1/auth/me", headers=bearer(minted["access_token"]))
+    await expect_error(response, 401, "Token revoked")
+    await expect_error(await refresh(client, minted["refresh_token"]), 401, "Token revoked")
