@@ -11,19 +11,10 @@ from aiohttp.test_utils import TestClient
 
 from gateway.auth.permissions import ALL_ACTIONS, CLIENT_ACTIONS
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, AppFactory, bearer, create_user, login
-from tests.support.http import expect_error, expect_json, token_info
+from tests.support.http import PAIR_KEYS, expect_error, expect_json, token_info
 from tests.support.tokens import split
 
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
-PAIR_KEYS = {
-    "access_token",
-    "refresh_token",
-    "token_type",
-    "expires_in",
-    "issued_at",
-    "expires_at",
-    "user_id",
-}
 
 
 def assert_token_pair(body: dict[str, Any], user_id: int, expires_in: int = 1800) -> None:

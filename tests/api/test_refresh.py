@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient
 from gateway.auth.permissions import ALL_ACTIONS, Action
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, bearer, create_user, login
 from tests.support.http import (
+    PAIR_KEYS,
     create_network,
     expect_error,
     expect_json,
@@ -18,15 +19,6 @@ from tests.support.http import (
 )
 from tests.support.tokens import resign, split
 
-PAIR_KEYS = {
-    "access_token",
-    "refresh_token",
-    "token_type",
-    "expires_in",
-    "issued_at",
-    "expires_at",
-    "user_id",
-}
 REUSE = "Refresh token reuse detected; the session has been revoked"
 
 

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from gateway.auth.permissions import CLIENT_ACTIONS, Action
 from tests.conftest import bearer, create_user, login
 from tests.support.http import (
+    PAIR_KEYS,
     create_device,
     create_network,
     expect_error,
@@ -22,16 +23,6 @@ from tests.support.http import (
     token_info,
 )
 from tests.support.tokens import split
-
-PAIR_KEYS = {
-    "access_token",
-    "refresh_token",
-    "token_type",
-    "expires_in",
-    "issued_at",
-    "expires_at",
-    "user_id",
-}
 
 
 @dataclass

@@ -9,6 +9,17 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import bearer
 
+# The fields of every token-pair response (login, refresh, token/create).
+PAIR_KEYS = {
+    "access_token",
+    "refresh_token",
+    "token_type",
+    "expires_in",
+    "issued_at",
+    "expires_at",
+    "user_id",
+}
+
 
 async def expect_error(response: ClientResponse, status: int, message: str) -> str:
     """The exact error body ``{message, request_id}``, whose id is the X-Request-ID header.
