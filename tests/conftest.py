@@ -86,9 +86,7 @@ AppFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
 @pytest.fixture
-async def make_client(
-    aiohttp_client: Any, clean_db: str, tmp_path: Path
-) -> AppFactory:
+async def make_client(aiohttp_client: Any, clean_db: str, tmp_path: Path) -> AppFactory:
     """Start a gateway with settings overrides; every one shares this test's database."""
 
     async def start(**overrides: Any) -> TestClient[Any, Any]:

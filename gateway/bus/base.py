@@ -20,6 +20,10 @@ ResyncHook = Callable[[], Awaitable[object]]
 
 
 class Bus(abc.ABC):
+    shared = False
+    """True when other instances publish on this bus too: what they acknowledge reaches
+    PostgreSQL within their persist interval, not at once."""
+
     def __init__(self, instance_id: str) -> None:
         self.instance_id = instance_id
         self._handler: Handler | None = None

@@ -32,6 +32,8 @@ _PING_EVERY = 5.0
 
 
 class RedisBus(Bus):
+    shared = True
+
     def __init__(self, instance_id: str, url: str, *, prefix: str = "gateway") -> None:
         super().__init__(instance_id)
         self.url = url
@@ -158,6 +160,11 @@ class RedisBus(Bus):
             try:
                 await self._connect()
                 if not first:
+                    # Idle publishing connections still point at the Redis that went away; the
+                    # first publish on one would fail ("connection closed by server") and its
+                    # messages would be lost although the bus reports healthy again.
+                    with contextlib.suppress(RedisError, OSError):
+                        await self._client.connection_pool.disconnect(inuse_connections=False)
                     for hook in self._resync_hooks:
                         await hook()
                     log.info("Redis bus reconnected and resynchronized")

@@ -330,6 +330,20 @@ async def _subscribe(
     return Reply({"subscriptionId": subscription.id}, after)
 
 
+_REPLAY_STALL = 10.0
+"""How long a replay waits for a client to read before sending on regardless (and the session
+is then closed as a slow consumer if its queue overflows)."""
+
+
+async def _send_paced(session: Session, data: bytes) -> None:
+    """Send one replayed frame, first letting the writer drain a half-full queue: a replay may
+    hold more items than the outbound queue, and a client reading at its own pace is not a slow
+    consumer."""
+    if session.backlogged():
+        await session.flush(_REPLAY_STALL)
+    session.send(data)
+
+
 def _replayer(services: Services, subscription: Subscription, since: float) -> After:
     """Stored items newer than ``since`` first, then what arrived live meanwhile, without a gap
     and without sending any item twice."""
@@ -351,9 +365,11 @@ def _replayer(services: Services, subscription: Subscription, since: float) -> A
                 if subscription.kind == NOTIFICATION
                 else ("command/insert", b"command")
             )
-            principal = session.principal
             memberships = services.registry.memberships
             for item in items:
+                if session.closing:
+                    return
+                principal = session.live_principal
                 if principal is None or not (
                     subscription.wants(item.network_id, item.device_type_id, item.name)
                     and principal.may_reach(
@@ -362,7 +378,8 @@ def _replayer(services: Services, subscription: Subscription, since: float) -> A
                 ):
                     continue
                 sent.add(item.id)
-                session.send(
+                await _send_paced(
+                    session,
                     b"".join(
                         (
                             b'{"action":"',
@@ -375,13 +392,19 @@ def _replayer(services: Services, subscription: Subscription, since: float) -> A
                             orjson.dumps(item.to_json()),
                             b"}",
                         )
-                    )
+                    ),
                 )
+            # Live items that arrived meanwhile; more may arrive while these are paced out.
+            while subscription.replay_buffer and not session.closing:
+                buffered, subscription.replay_buffer = subscription.replay_buffer, []
+                for item_id, data in buffered:
+                    if item_id is None or item_id not in sent:
+                        await _send_paced(session, data)
         finally:
             buffered = subscription.replay_buffer or []
             subscription.replay_buffer = None
             for item_id, data in buffered:
-                if item_id not in sent:
+                if item_id is None or item_id not in sent:
                     session.send(data)
 
     return replay
@@ -440,6 +463,19 @@ async def subscription_list(
 # -- dispatch ------------------------------------------------------------------------------
 
 
+def _envelope(raw: str | bytes) -> tuple[Any, Any]:
+    """The action and requestId of a request, when it has them: a rate-limited client waiting
+    for the reply to its requestId must get its 429, not a reply it cannot match."""
+    try:
+        request = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(request, dict):
+        return None, None
+    action_name = request.get("action")
+    return (action_name if isinstance(action_name, str) else None), request.get("requestId")
+
+
 class Dispatcher:
     """Parses, rate-limits, authorizes and runs one inbound message; never lets it crash the
     session."""
@@ -456,7 +492,8 @@ class Dispatcher:
             if session.rejected > settings.ws_burst:
                 session.close(CloseCode.RATE_LIMITED, "rate limit exceeded")
             else:
-                session.send(error(None, None, 429, "Rate limit exceeded; slow down"))
+                refused, refused_id = _envelope(raw)
+                session.send(error(refused, refused_id, 429, "Rate limit exceeded; slow down"))
             return
         session.rejected = 0
         action_name: Any = None

@@ -23,7 +23,13 @@ from gateway.bus.base import Bus
 from gateway.bus.control import Control
 from gateway.config import Settings
 from gateway.realtime.protocol import CloseCode, push
-from gateway.realtime.registry import MEMBERSHIP, NETWORK_CREATED, NETWORK_DELETED, Registry
+from gateway.realtime.registry import (
+    MEMBERSHIP,
+    NETWORK_CREATED,
+    NETWORK_DELETED,
+    RESYNCED,
+    Registry,
+)
 from gateway.realtime.session import COMMAND, NOTIFICATION, Session, Subscription
 from gateway.store.messages import Command, Notification
 
@@ -247,7 +253,7 @@ class Hub:
         subscription.channels = wanted
 
     def _on_registry(self, kind: str, event: dict[str, Any]) -> None:
-        if kind not in (MEMBERSHIP, NETWORK_CREATED, NETWORK_DELETED):
+        if kind not in (MEMBERSHIP, NETWORK_CREATED, NETWORK_DELETED, RESYNCED):
             return
         user_id = int(event["user_id"]) if kind == MEMBERSHIP else None
         sessions = (
@@ -296,7 +302,9 @@ class Hub:
                 continue
             data = push(action, subscription.id_bytes, key, item)
             if subscription.replay_buffer is not None:
-                subscription.replay_buffer.append((item_id, data))
+                # An update is a new state of an item the replay may already hold in an older
+                # state: never drop it as a duplicate (key None).
+                subscription.replay_buffer.append((None if is_update else item_id, data))
             else:
                 session.send(data)
 

@@ -21,6 +21,7 @@ DEVICE_DELETED = "device.deleted"
 NETWORK_CREATED = "network.created"
 NETWORK_DELETED = "network.deleted"
 MEMBERSHIP = "membership"
+RESYNCED = "resynced"
 
 _NO_NETWORKS: frozenset[int] = frozenset()
 
@@ -40,6 +41,7 @@ class Registry:
         control.on(NETWORK_CREATED, self._on_network_created)
         control.on(NETWORK_DELETED, self._on_network_deleted)
         control.on(MEMBERSHIP, self._on_membership)
+        control.bus.on_resync(self.resync)
 
     def listen(self, listener: Listener) -> None:
         """Told (event type, event) after the caches changed; the hub re-routes subscriptions."""
@@ -51,6 +53,16 @@ class Registry:
 
     async def load(self) -> None:
         self.network_ids = {network.id for network in await self.store.networks()}
+
+    async def resync(self) -> None:
+        """After a bus outage: the changes announced while it was down never came. Reload the
+        networks and the memberships held here, forget cached devices, and let the hub re-route
+        (a membership ended meanwhile must not keep delivering that network's messages)."""
+        self.network_ids = {network.id for network in await self.store.networks()}
+        self._devices.clear()
+        if self._memberships:
+            self._memberships.update(await self.users.memberships_of(list(self._memberships)))
+        self._changed(RESYNCED, {})
 
     # -- reads (hot path) ------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ published for fan-out.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Collection
 from typing import Any, TypeVar
@@ -28,6 +29,11 @@ from gateway.store.messages import Command, MessageStore, Notification
 from gateway.store.users import UserStore
 
 REPLAY_LIMIT = 10_000
+
+REMOTE_COMMAND_WAIT = 1.0
+"""How long command/update looks for a command that another instance acknowledged but has not
+written yet (it writes every persist interval): a device on instance A may answer a command
+inserted on instance B within milliseconds."""
 
 T = TypeVar("T", Notification, Command)
 
@@ -234,7 +240,7 @@ class DeviceService:
         device = await self.device_for(principal, device_id, Action.UpdateDeviceCommand)
         if device.is_blocked:
             raise Forbidden(f"Device {device_id} is blocked")
-        command = await self.messages.get_command(command_id)
+        command = await self._command(command_id)
         if command is None or command.device_id != device_id:
             raise NotFound(f"Command {command_id} not found for device {device_id}")
         updated = command.updated(
@@ -243,6 +249,16 @@ class DeviceService:
         self.messages.put_command(updated)
         self.hub.publish(b"u", updated)
         return updated
+
+    async def _command(self, command_id: int) -> Command | None:
+        """Pending here or stored; else looked for again a bounded time, in case another
+        instance acknowledged it a moment ago and its batch is not committed yet."""
+        command = await self.messages.get_command(command_id)
+        deadline = time.monotonic() + REMOTE_COMMAND_WAIT
+        while command is None and time.monotonic() < deadline:
+            await asyncio.sleep(min(0.05, max(0.005, self.messages.interval / 2)))
+            command = await self.messages.get_command(command_id)
+        return command
 
     async def history(
         self,
@@ -253,7 +269,14 @@ class DeviceService:
         network_ids: Collection[int] | None,
         names: Collection[str] | None,
     ) -> list[Notification] | list[Command]:
-        """Stored items newer than ``since``, pending ones included (not yet written)."""
+        """Stored items newer than ``since``, pending ones included (not yet written).
+
+        The caller's live subscription is in place already. On a cluster, an item another
+        instance acknowledged just before it is neither delivered live nor written yet (it is,
+        within that instance's persist interval): wait that long before reading, or a client
+        reconnecting to another instance would miss it for good."""
+        if self.control.bus.shared:
+            await asyncio.sleep(2 * self.messages.interval)
         if kind == "notification":
             pending_n = self.messages.pending_notifications()
             stored_n = await self.messages.notifications_since(

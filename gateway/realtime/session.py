@@ -45,7 +45,8 @@ class Subscription:
     with_updates: bool = False
     channels: set[str] = field(default_factory=set)
     id_bytes: bytes = b""
-    replay_buffer: list[tuple[int, bytes]] | None = None
+    replay_buffer: list[tuple[int | None, bytes]] | None = None
+    """While a replay runs: live pushes held back as (item id, frame); id None for updates."""
 
     def __post_init__(self) -> None:
         self.id_bytes = str(self.id).encode()
@@ -167,6 +168,18 @@ class Session:
             return
         if self._writer is None:
             self._writer = asyncio.create_task(self._drain())
+
+    def backlogged(self) -> bool:
+        """The outbound queue is at least half full (by count or bytes): a bulk sender such as
+        a replay should let the writer catch up before queueing more."""
+        queue = self._queue
+        if not queue:
+            return False
+        settings = self.hub.settings
+        return (
+            len(queue) * 2 >= settings.ws_queue_messages
+            or self._queued_bytes * 2 >= settings.ws_queue_bytes
+        )
 
     async def _drain(self) -> None:
         queue = self._queue

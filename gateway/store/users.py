@@ -137,6 +137,18 @@ class UserStore:
         )
         return frozenset(row["network_id"] for row in rows)
 
+    async def memberships_of(self, user_ids: Iterable[int]) -> dict[int, frozenset[int]]:
+        """The networks of each of ``user_ids`` (an empty set for those in none)."""
+        wanted = list(user_ids)
+        rows = await self.pool.fetch(
+            "SELECT user_id, network_id FROM user_networks WHERE user_id = any($1::bigint[])",
+            wanted,
+        )
+        found: dict[int, set[int]] = {user_id: set() for user_id in wanted}
+        for row in rows:
+            found[row["user_id"]].add(row["network_id"])
+        return {user_id: frozenset(networks) for user_id, networks in found.items()}
+
     async def add_network(self, user_id: int, network_id: int) -> None:
         try:
             await self.pool.execute(

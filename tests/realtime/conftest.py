@@ -1,0 +1,17 @@
+"""Fixtures of the realtime suite: the standard world on the default gateway."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+pytest.register_assert_rewrite("tests.realtime.helpers")
+
+from tests.realtime.helpers import World, build_world  # noqa: E402
+
+
+@pytest.fixture
+async def world(client: TestClient[Any, Any]) -> World:
+    return await build_world(client)
