@@ -9,9 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # pyproject.toml names README.md as the package's readme, so the build needs it; the migrations
-# live in sql/ (gateway/store/sql is a symlink to it) and are packaged from there.
+# live in gateway/store/sql (sql/ at the top is a link to it) and ship as package data.
 COPY pyproject.toml README.md ./
-COPY sql ./sql
 COPY gateway ./gateway
 RUN pip install . \
     && useradd --system --uid 10001 --user-group --home-dir /app --no-create-home gateway \

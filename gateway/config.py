@@ -7,6 +7,7 @@ never disagree.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import os
 import re
@@ -99,6 +100,21 @@ def _positive_duration(text: str) -> float:
     return value
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(text: str) -> tuple[IPNetwork, ...]:
+    """``10.0.0.5, 172.28.0.0/16``: addresses or networks of trusted reverse proxies."""
+    found = []
+    for part in text.split(","):
+        if part.strip():
+            try:
+                found.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {part.strip()!r}") from None
+    return tuple(found)
+
+
 _ALGORITHMS = ("HS256", "RS256", "ES256", "EdDSA")
 
 
@@ -174,6 +190,7 @@ class Settings:
     reconcile_interval: float = 5.0
     revoke_wait: float = 0.2
     instance_id: str = ""
+    trusted_proxies: tuple[IPNetwork, ...] = ()
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -396,6 +413,12 @@ OPTIONS: tuple[Option, ...] = (
         "how long a revoking request waits for other instances' receipts",
     ),
     Option(
+        "trusted_proxies",
+        "GATEWAY_TRUSTED_PROXIES",
+        _networks,
+        "reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For is believed",
+    ),
+    Option(
         "instance_id",
         "GATEWAY_INSTANCE_ID",
         str,
@@ -471,7 +494,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Settings()
     for option in OPTIONS:
         default = getattr(defaults, option.field)
-        shown = "unset" if default in (None, "") else default
+        shown = "unset" if default in (None, "", ()) else default
         parser.add_argument(
             option.flag,
             dest=option.field,
@@ -491,6 +514,6 @@ def describe(options: Sequence[Option] = OPTIONS) -> str:
     rows = ["| variable | flag | default | meaning |", "| --- | --- | --- | --- |"]
     for option in options:
         default = getattr(defaults, option.field)
-        shown = "unset" if default in (None, "") else str(default)
+        shown = "unset" if default in (None, "", ()) else str(default)
         rows.append(f"| `{option.env}` | `{option.flag}` | {shown} | {option.help} |")
     return "\n".join(rows)

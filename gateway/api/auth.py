@@ -7,6 +7,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 
+from gateway.api.clientaddr import client_address
 from gateway.api.routing import ROUTES, Call, bearer_token, json_response, receipt_headers
 from gateway.api.schema import Array, Int, Obj, OneOf, Str
 from gateway.api.users import USER, user_json
@@ -117,7 +118,7 @@ async def login(call: Call) -> web.Response:
     names = [call.body[key] for key in ("email", "login", "username") if key in call.body]
     if len(names) != 1:
         raise Unprocessable("give exactly one of email, login or username")
-    address = call.request.remote or "unknown"
+    address = client_address(call.request, call.services.settings.trusted_proxies)
     pair = await call.services.auth.login(names[0], call.body["password"], address)
     return json_response(pair.to_json())
 

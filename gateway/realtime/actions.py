@@ -303,7 +303,9 @@ async def _subscribe(
     device_service = services.device_service
     device_service.require(principal, needed)
     device_id: str | None = request.get("deviceId")
-    network_ids = frozenset(request["networkIds"]) if request.get("networkIds") else None
+    if request.get("networkIds") == [] or request.get("deviceTypeIds") == []:
+        raise Unprocessable("networkIds and deviceTypeIds, when given, must not be empty")
+    network_ids = frozenset(request["networkIds"]) if "networkIds" in request else None
     if device_id is not None and network_ids is not None:
         raise Unprocessable("give deviceId or networkIds, not both")
     if device_id is not None:

@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import WSMsgType, web
 
+from gateway.api.clientaddr import client_address
 from gateway.api.routing import SERVICES_KEY
 from gateway.errors import GatewayError, Unavailable
 from gateway.realtime.actions import Dispatcher, authenticate_session
@@ -36,7 +37,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         compress=False,
     )
     await ws.prepare(request)
-    session = Session(ws, hub, request.remote)
+    session = Session(ws, hub, client_address(request, settings.trusted_proxies))
     hub.add(session)
     dispatcher = Dispatcher(services)
     try:

@@ -254,6 +254,8 @@ class DeviceService:
         """Pending here or stored; else looked for again a bounded time, in case another
         instance acknowledged it a moment ago and its batch is not committed yet."""
         command = await self.messages.get_command(command_id)
+        if command is not None or not self.control.bus.shared:
+            return command
         deadline = time.monotonic() + REMOTE_COMMAND_WAIT
         while command is None and time.monotonic() < deadline:
             await asyncio.sleep(min(0.05, max(0.005, self.messages.interval / 2)))
