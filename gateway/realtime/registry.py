@@ -6,6 +6,7 @@ instance, so the hot path reads dicts and never waits on the database.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -55,14 +56,33 @@ class Registry:
         self.network_ids = {network.id for network in await self.store.networks()}
 
     async def resync(self) -> None:
-        """After a bus outage: the changes announced while it was down never came. Reload the
-        networks and the memberships held here, forget cached devices, and let the hub re-route
-        (a membership ended meanwhile must not keep delivering that network's messages)."""
-        self.network_ids = {network.id for network in await self.store.networks()}
-        self._devices.clear()
-        if self._memberships:
-            self._memberships.update(await self.users.memberships_of(list(self._memberships)))
-        self._changed(RESYNCED, {})
+        """Reload what control events keep current: networks, the memberships and devices held
+        here. Run after a bus outage (the changes announced meanwhile never came) and every
+        reconcile interval (a single lost control message is wrong for at most that long).
+        Subscriptions are re-routed only when something changed."""
+        networks = {network.id for network in await self.store.networks()}
+        users = list(self._memberships)
+        memberships = await self.users.memberships_of(users) if users else {}
+        devices = await self.store.devices_by_id(list(self._devices)) if self._devices else {}
+        changed = networks != self.network_ids or any(
+            self._memberships.get(user_id) != networks_now
+            for user_id, networks_now in memberships.items()
+        )
+        self.network_ids = networks
+        self._memberships.update(memberships)
+        self._devices = devices
+        if changed:
+            self._changed(RESYNCED, {})
+
+    async def refresh_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.resync()
+            except (OSError, TimeoutError) as exc:
+                log.warning("refreshing the device and membership caches failed: %s", exc)
+            except Exception:
+                log.exception("refreshing the device and membership caches failed")
 
     # -- reads (hot path) ------------------------------------------------------------------
 

@@ -54,13 +54,17 @@ async def start_realtime(
     messages = MessageStore(pool, interval=settings.persist_interval, batch=settings.persist_batch)
     writer = asyncio.create_task(messages.run(), name="message-writer")
     retention = asyncio.create_task(_retention(messages, settings), name="retention")
+    refresher = asyncio.create_task(
+        registry.refresh_forever(settings.reconcile_interval), name="registry-refresh"
+    )
 
     async def stop() -> None:
         await hub.shutdown()
         retention.cancel()
+        refresher.cancel()
         await messages.close()
         writer.cancel()
-        await asyncio.gather(writer, retention, return_exceptions=True)
+        await asyncio.gather(writer, retention, refresher, return_exceptions=True)
 
     stack.push_async_callback(stop)
     app.on_shutdown.append(lambda _app: hub.shutdown())

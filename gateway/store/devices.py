@@ -179,6 +179,12 @@ class DeviceStore:
         result = await self.pool.execute("DELETE FROM devices WHERE id = $1", device_id)
         return bool(result != "DELETE 0")
 
+    async def devices_by_id(self, device_ids: Iterable[str]) -> dict[str, Device]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM devices WHERE id = any($1::text[])", list(device_ids)
+        )
+        return {row["id"]: _device(row) for row in rows}
+
     async def networks_of(self, device_ids: Iterable[str]) -> dict[str, int]:
         rows = await self.pool.fetch(
             "SELECT id, network_id FROM devices WHERE id = any($1::text[])", list(device_ids)
