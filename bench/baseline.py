@@ -1,0 +1,166 @@
+"""The baseline: a bare aiohttp WebSocket relay, the ceiling of this stack on this machine.
+
+It speaks enough of the gateway's envelope for the same load generator (authenticate,
+device/save, notification/subscribe, notification/insert, server/info) but checks nothing and
+stores nothing: orjson, uvloop and aiohttp with the same WebSocket settings as the gateway
+(heartbeat, message size limit, no compression). What the gateway costs beyond it is the price of
+authorization, persistence and its session machinery.
+
+Run: ``python -m bench.baseline --port 8100``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from bench import raise_nofile_limit
+
+HEARTBEAT = 30.0
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+def iso(epoch: float) -> str:
+    """The same timestamp form the gateway sends (millisecond UTC ISO-8601)."""
+    whole = int(epoch)
+    millis = min(999, round((epoch - whole) * 1000))
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+
+
+class Relay:
+    """Routes by device and by network; one serialization per message for all subscribers."""
+
+    def __init__(self) -> None:
+        self.networks: dict[str, int] = {}
+        self.by_device: dict[str, list[tuple[web.WebSocketResponse, bytes]]] = {}
+        self.by_network: dict[int, list[tuple[web.WebSocketResponse, bytes]]] = {}
+        self.ids = itertools.count(1)
+        self.subscription_ids = itertools.count(1)
+
+    def _reply(self, action: Any, request_id: Any, payload: dict[str, Any] | None = None) -> bytes:
+        body: dict[str, Any] = {"action": action, "requestId": request_id, "status": "success"}
+        if payload:
+            body.update(payload)
+        return orjson.dumps(body)
+
+    async def insert(self, ws: web.WebSocketResponse, request: dict[str, Any]) -> None:
+        device_id = request["deviceId"]
+        body = request["notification"]
+        item_id = next(self.ids)
+        stamp = iso(time.time())
+        network_id = self.networks.get(device_id)
+        item = orjson.dumps(
+            {
+                "id": item_id,
+                "deviceId": device_id,
+                "networkId": network_id,
+                "deviceTypeId": None,
+                "notification": body["notification"],
+                "parameters": body.get("parameters"),
+                "timestamp": stamp,
+            }
+        )
+        for routes in (self.by_device.get(device_id), self.by_network.get(network_id or 0)):
+            for subscriber, id_bytes in routes or ():
+                if not subscriber.closed:
+                    await subscriber.send_frame(
+                        b'{"action":"notification/insert","subscriptionId":'
+                        + id_bytes
+                        + b',"notification":'
+                        + item
+                        + b"}",
+                        WSMsgType.TEXT,
+                    )
+        await ws.send_frame(
+            self._reply(
+                "notification/insert",
+                request.get("requestId"),
+                {"notification": {"id": item_id, "timestamp": stamp}},
+            ),
+            WSMsgType.TEXT,
+        )
+
+    def subscribe(
+        self, ws: web.WebSocketResponse, request: dict[str, Any], mine: list[tuple[Any, Any]]
+    ) -> int:
+        subscription_id = next(self.subscription_ids)
+        entry = (ws, str(subscription_id).encode())
+        if request.get("deviceId"):
+            self.by_device.setdefault(request["deviceId"], []).append(entry)
+            mine.append((self.by_device[request["deviceId"]], entry))
+        for network_id in request.get("networkIds") or ():
+            self.by_network.setdefault(network_id, []).append(entry)
+            mine.append((self.by_network[network_id], entry))
+        return subscription_id
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(
+            heartbeat=HEARTBEAT, max_msg_size=MAX_MESSAGE_BYTES, compress=False
+        )
+        await ws.prepare(request)
+        mine: list[tuple[list[Any], Any]] = []
+        try:
+            async for message in ws:
+                if message.type is not WSMsgType.TEXT and message.type is not WSMsgType.BINARY:
+                    continue
+                body = orjson.loads(message.data)
+                action = body.get("action")
+                request_id = body.get("requestId")
+                if action == "notification/insert":
+                    await self.insert(ws, body)
+                elif action == "notification/subscribe":
+                    subscription_id = self.subscribe(ws, body, mine)
+                    await ws.send_frame(
+                        self._reply(action, request_id, {"subscriptionId": subscription_id}),
+                        WSMsgType.TEXT,
+                    )
+                elif action == "device/save":
+                    device = body.get("device") or {}
+                    self.networks[body["deviceId"]] = int(device.get("networkId") or 0)
+                    await ws.send_frame(self._reply(action, request_id), WSMsgType.TEXT)
+                else:  # authenticate, server/info and anything else: accepted, unchecked
+                    await ws.send_frame(self._reply(action, request_id), WSMsgType.TEXT)
+        finally:
+            for routes, entry in mine:
+                if entry in routes:
+                    routes.remove(entry)
+        return ws
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def create_app() -> web.Application:
+    relay = Relay()
+    app = web.Application()
+    app.router.add_get("/v1/ws", relay.handle)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    raise_nofile_limit()
+    import uvloop
+
+    web.run_app(
+        create_app(),
+        host="127.0.0.1",
+        port=args.port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=5,
+        loop=uvloop.new_event_loop(),
+    )
+
+
+if __name__ == "__main__":
+    main()

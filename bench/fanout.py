@@ -1,0 +1,377 @@
+"""Fan-out throughput: devices publish ``notification/insert``, dashboards receive the pushes.
+
+Two topologies: 1:1 (every device has one dashboard subscribed to it by deviceId) and 1:many
+(every dashboard subscribed to the whole network). The baseline and the gateway go through the
+same phases with the same load generator, interleaved phase by phase so that other load on the
+machine falls on both alike: fixed offered rates (counted in deliveries per second, so 1:many
+publishes rate/S), then "max" (every publisher keeps a window of unacknowledged inserts in
+flight: as fast as the server answers). The gateway runs with full per-message authorization and
+persistence on; afterwards the notifications table is counted, so every phase reports sent,
+acked, delivered and stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from bench import profile
+from bench.common import CLIENT_PASSWORD, Context, LoadGen, api, ratio
+from bench.infra import Server, backend_pids, renice
+
+TOPOLOGIES = ("1:1", "1:many")
+
+
+def parameters(quick: bool) -> dict[str, Any]:
+    if quick:
+        return {
+            "topologies": {"1:1": {"devices": 50}, "1:many": {"devices": 10, "subscribers": 10}},
+            "rates": [5000, 10000],
+            "rate_seconds": 2.0,
+            "rate_warmup": 0.5,
+            "max_seconds": 2.0,
+            "max_warmup": 1.0,
+            "window": 16,
+            "profile_seconds": 0,
+        }
+    return {
+        "topologies": {"1:1": {"devices": 100}, "1:many": {"devices": 20, "subscribers": 10}},
+        "rates": [5000, 10000, 20000],
+        "rate_seconds": 4.0,
+        "rate_warmup": 1.0,
+        "max_seconds": 5.0,
+        "max_warmup": 1.5,
+        "window": 16,
+        "profile_seconds": 5.0,
+    }
+
+
+def _phases(params: dict[str, Any]) -> list[dict[str, Any]]:
+    phases: list[dict[str, Any]] = [
+        {
+            "label": f"r{rate}",
+            "mode": "rate",
+            "rate": rate,
+            "duration": params["rate_seconds"],
+            "warmup": params["rate_warmup"],
+        }
+        for rate in params["rates"]
+    ]
+    phases.append(
+        {
+            "label": "max",
+            "mode": "max",
+            "duration": params["max_seconds"],
+            "warmup": params["max_warmup"],
+        }
+    )
+    return phases
+
+
+async def _stored(database_url: str, devices: list[str], wanted: dict[str, int]) -> dict[str, int]:
+    """Rows per phase label once the gateway's writer has caught up (bounded wait)."""
+    conn = await asyncpg.connect(database_url, timeout=10)
+    try:
+        deadline = time.monotonic() + 15
+        counts: dict[str, int] = {}
+        while True:
+            rows = await conn.fetch(
+                "SELECT notification, count(*) AS n FROM notifications"
+                " WHERE device_id = any($1::text[]) GROUP BY notification",
+                devices,
+            )
+            counts = {row["notification"]: int(row["n"]) for row in rows}
+            if all(counts.get(label, 0) >= n for label, n in wanted.items()):
+                return counts
+            if time.monotonic() > deadline:
+                return counts
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
+async def _gateway_fixture(server: Server, tag: str) -> dict[str, Any]:
+    async with api(server) as client:
+        admin = await client.admin_token()
+        networks = {
+            topology: await client.network(admin, f"{tag}-{topology}") for topology in TOPOLOGIES
+        }
+        email = f"{tag}-dash@example.com"
+        await client.client_user(admin, email, list(networks.values()))
+        token = (await client.login(email, CLIENT_PASSWORD))["access_token"]
+    return {"networks": networks, "token": token}
+
+
+def _spec(
+    server: Server,
+    target: str,
+    topology: str,
+    params: dict[str, Any],
+    fixture: dict[str, Any] | None,
+    phases: list[dict[str, Any]],
+    tag: str,
+) -> dict[str, Any]:
+    shape = params["topologies"][topology]
+    devices = [f"{tag}-{target}-{topology.replace(':', '')}-d{i}" for i in range(shape["devices"])]
+    return {
+        "mode": "fanout",
+        "host": "127.0.0.1",
+        "port": server.port,
+        "token": fixture["token"] if fixture else "baseline-needs-no-token",
+        "devices": devices,
+        "topology": topology,
+        "subscribers": shape.get("subscribers", shape["devices"]),
+        "network_id": fixture["networks"][topology] if fixture else 1,
+        "phases": phases,
+        "window": params["window"],
+        "drain_timeout": 10.0,
+        "deadline": 400,
+        "stepped": True,
+        "step_timeout": 300,
+    }
+
+
+async def _watch_postgres(ctx: Context) -> list[str]:
+    """Sample (and give our priority to) the PostgreSQL backends serving the gateway."""
+    names = []
+    for pid in await backend_pids(ctx.database_url):
+        renice(pid)
+        ctx.sampler.watch(f"pg{pid}", pid)
+        names.append(f"pg{pid}")
+    return names
+
+
+def _resources(
+    ctx: Context, phase: dict[str, Any], server: Server, loadgen: str, pg_names: list[str]
+) -> None:
+    """CPU of everything involved in the phase's window, and what the rest of the box used."""
+    start, end = phase["window"]
+    cpu = ctx.sampler.cpu_percent
+    phase["server_cpu_percent"] = cpu(server.name, start, end)
+    phase["server_rss_mib"] = (ctx.sampler.rss_max(server.name, start, end) or 0) / 2**20
+    if pg_names:
+        used = [cpu(name, start, end) for name in pg_names]
+        phase["postgres_cpu_percent"] = sum(u for u in used if u is not None)
+    machine = cpu(ctx.sampler.MACHINE, start, end)
+    phase["machine_cpu_percent"] = machine
+    ours = [
+        phase["server_cpu_percent"],
+        cpu(f"loadgen-{loadgen}", start, end),
+        phase.get("postgres_cpu_percent", 0.0),
+    ]
+    if machine is not None and all(v is not None for v in ours):
+        phase["other_cpu_percent"] = max(0.0, machine - sum(v for v in ours if v is not None))
+
+
+async def compare(
+    ctx: Context,
+    servers: dict[str, Server],
+    topology: str,
+    params: dict[str, Any],
+    fixture: dict[str, Any],
+    phases: list[dict[str, Any]],
+    tag: str,
+) -> list[dict[str, Any]]:
+    """Every server through the same phases, interleaved phase by phase."""
+    names = {t: f"fanout-{t}-{topology.replace(':', '')}" for t in servers}
+    specs = {
+        t: _spec(server, t, topology, params, fixture if t == "gateway" else None, phases, tag)
+        for t, server in servers.items()
+    }
+    results: dict[str, list[dict[str, Any]]] = {t: [] for t in servers}
+    setup: dict[str, Any] = {}
+    pg_names: list[str] = []
+    async with contextlib.AsyncExitStack() as stack:
+        loadgens = {
+            t: await stack.enter_async_context(LoadGen(ctx, specs[t], names[t])) for t in servers
+        }
+        for target, loadgen in loadgens.items():
+            setup[target] = await loadgen.until("ready", 60)
+        if "gateway" in servers:
+            pg_names = await _watch_postgres(ctx)
+        order = list(servers)
+        for index in range(len(phases)):
+            for target in order if index % 2 == 0 else order[::-1]:
+                loadgens[target].send("go")
+                phase = await loadgens[target].until("phase", 120)
+                _resources(ctx, phase, servers[target], names[target], pg_names)
+                results[target].append(phase)
+        for loadgen in loadgens.values():
+            await loadgen.until("done", 60)
+    for name in pg_names:
+        ctx.sampler.forget(name)
+    if "gateway" in servers:
+        wanted = {p["label"]: p["acked"] for p in results["gateway"]}
+        stored = await _stored(ctx.database_url, specs["gateway"]["devices"], wanted)
+        for phase in results["gateway"]:
+            phase["stored"] = stored.get(phase["label"], 0)
+    return [
+        {"target": t, "topology": topology, "setup": setup[t], "phases": results[t]}
+        for t in servers
+    ]
+
+
+async def run(ctx: Context) -> dict[str, Any]:
+    params = parameters(ctx.quick)
+    phases = _phases(params)
+    tag = f"fo{uuid.uuid4().hex[:6]}"
+    baseline = await ctx.start_baseline("baseline-fanout")
+    gateway = await ctx.start_gateway("gateway-fanout")
+    runs: list[dict[str, Any]] = []
+    servers = {"baseline": baseline, "gateway": gateway}
+    try:
+        fixture = await _gateway_fixture(gateway, tag)
+        for topology in TOPOLOGIES:
+            ctx.check_budget(60)
+            runs += await compare(ctx, servers, topology, params, fixture, phases, tag)
+    finally:
+        ctx.stop(baseline)
+        ctx.stop(gateway)
+    profiles: dict[str, Any] = {}
+    if params["profile_seconds"] and ctx.remaining() > 90:
+        profiles = await _profile(ctx, params, tag)
+    return {"parameters": params, "runs": runs, "summary": summarize(runs), "profiles": profiles}
+
+
+async def _lag(server: Server) -> dict[str, Any]:
+    """The probe's lag and GC figures since the last call (and start a new window)."""
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+        http.get(f"{server.url}/_bench/lag?reset=1") as response,
+    ):
+        result: dict[str, Any] = await response.json()
+        return result
+
+
+async def _pass(
+    ctx: Context,
+    server: Server,
+    target: str,
+    phase: dict[str, Any],
+    params: dict[str, Any],
+    fixture: dict[str, Any] | None,
+    tag: str,
+    *,
+    py_spy: bool,
+) -> dict[str, Any]:
+    """One unmeasured 1:1 run: py-spy on the server meanwhile, or the probe's lag and GC."""
+    spec = _spec(server, target, "1:1", params, fixture, [phase], tag)
+    path = ctx.results_dir / "profiles" / f"py-spy-{server.name}-{phase['label']}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Any] = {}
+    async with LoadGen(ctx, spec, f"profile-{server.name}-{phase['label']}") as loadgen:
+        await loadgen.until("ready", 60)
+        if not py_spy:
+            await _lag(server)
+        loadgen.send("go")
+        if py_spy:
+            await asyncio.sleep(1.5)
+            out = await profile.record(server.pid, params["profile_seconds"], path)
+        result = await loadgen.until("phase", 60)
+        await loadgen.until("done", 60)
+        if not py_spy:
+            out["lag_and_gc"] = await _lag(server)
+    out["phase"] = {key: result[key] for key in ("label", "delivered_per_s", "latency_ms", "sent")}
+    return out
+
+
+async def _profile(ctx: Context, params: dict[str, Any], tag: str) -> dict[str, Any]:
+    """Separate, unmeasured runs that explain the measured ones:
+
+    - py-spy on the gateway and on the baseline, both saturated (1:1 max): where CPU goes;
+    - the gateway at 10k msg/s with its loop lag and every GC pause timed (probe wrapper);
+    - the same with ``gc.freeze()`` after start-up: a what-if for the latency tail.
+    """
+    seconds = params["profile_seconds"]
+    out: dict[str, Any] = {}
+    saturated = {"label": "pmax", "mode": "max", "duration": seconds + 2.0, "warmup": 1.0}
+    steady = {"label": "p10k", "mode": "rate", "rate": 10000, "duration": seconds, "warmup": 1.0}
+    baseline = await ctx.start_baseline("baseline-profile")
+    try:
+        out["baseline-max"] = await _pass(
+            ctx, baseline, "baseline", saturated, params, None, f"{tag}pb", py_spy=True
+        )
+    finally:
+        ctx.stop(baseline)
+    for name, extra in (
+        ("gateway", {"BENCH_LAG": "1", "BENCH_GC_STATS": "1"}),
+        ("gateway-gcfreeze", {"BENCH_LAG": "1", "BENCH_GC_STATS": "1", "BENCH_GC_FREEZE": "1"}),
+    ):
+        gateway = await ctx.start_gateway(f"{name}-profile", probe=True, extra=extra)
+        try:
+            fixture = await _gateway_fixture(gateway, f"{tag}{len(out)}")
+            if name == "gateway":
+                out["gateway-max"] = await _pass(
+                    ctx, gateway, "gateway", saturated, params, fixture, f"{tag}pm", py_spy=True
+                )
+            out[f"{name}-r10000"] = await _pass(
+                ctx, gateway, "gateway", steady, params, fixture, f"{tag}{name}", py_spy=False
+            )
+        finally:
+            ctx.stop(gateway)
+    return out
+
+
+def _phase(
+    runs: list[dict[str, Any]], target: str, topology: str, label: str
+) -> dict[str, Any] | None:
+    for run in runs:
+        if run["target"] == target and run["topology"] == topology:
+            for phase in run["phases"]:
+                if phase["label"] == label:
+                    return dict(phase)
+    return None
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Gateway vs baseline per topology and phase: throughput, CPU, latency, losses."""
+    rows: list[dict[str, Any]] = []
+    labels: list[str] = []
+    for run in runs:
+        for phase in run["phases"]:
+            if phase["label"] not in labels:
+                labels.append(phase["label"])
+    for topology in TOPOLOGIES:
+        for label in labels:
+            base = _phase(runs, "baseline", topology, label)
+            gate = _phase(runs, "gateway", topology, label)
+            if base is None or gate is None:
+                continue
+            rows.append(
+                {
+                    "topology": topology,
+                    "label": label,
+                    "offered_per_s": gate["offered_per_s"],
+                    "baseline_delivered_per_s": base["delivered_per_s"],
+                    "gateway_delivered_per_s": gate["delivered_per_s"],
+                    "delivered_ratio": ratio(gate["delivered_per_s"], base["delivered_per_s"]),
+                    "baseline_cpu_percent": base["server_cpu_percent"],
+                    "gateway_cpu_percent": gate["server_cpu_percent"],
+                    "cpu_ratio": ratio(gate["server_cpu_percent"], base["server_cpu_percent"]),
+                    "postgres_cpu_percent": gate.get("postgres_cpu_percent"),
+                    "baseline_latency_ms": base["latency_ms"],
+                    "gateway_latency_ms": gate["latency_ms"],
+                    "p99_ratio": ratio(gate["latency_ms"]["p99"], base["latency_ms"]["p99"]),
+                    "baseline_rss_mib": base["server_rss_mib"],
+                    "gateway_rss_mib": gate["server_rss_mib"],
+                    "rss_ratio": ratio(gate["server_rss_mib"], base["server_rss_mib"]),
+                    "sent": gate["sent"],
+                    "acked": gate["acked"],
+                    "errors": gate["errors"],
+                    "delivered": gate["delivered"],
+                    "expected": gate["expected"],
+                    "stored": gate.get("stored"),
+                    "skipped": gate["skipped"],
+                    "baseline_lost": base["lost"],
+                    "loadgen_cpu_percent": gate["loadgen_cpu_percent"],
+                    "baseline_other_cpu_percent": base.get("other_cpu_percent"),
+                    "gateway_other_cpu_percent": gate.get("other_cpu_percent"),
+                }
+            )
+    return {"rows": rows}
