@@ -30,6 +30,8 @@ from gateway.bus.base import Bus
 from gateway.bus.control import Control
 from gateway.bus.memory import MemoryBus
 from gateway.config import ConfigError, Settings, redact
+from gateway.realtime.actions import Dispatcher
+from gateway.realtime.endpoint import DISPATCHER_KEY
 from gateway.realtime.wiring import install_routes, start_realtime
 from gateway.services import Services
 from gateway.store.db import create_pool
@@ -150,7 +152,7 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
 
         realtime = await start_realtime(app, settings, pool, control, auth, devices, users, stack)
 
-        app[SERVICES_KEY] = Services(
+        services = app[SERVICES_KEY] = Services(
             settings=settings,
             pool=pool,
             bus=bus,
@@ -166,6 +168,7 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
             hub=realtime.hub,
             device_service=realtime.device_service,
         )
+        app[DISPATCHER_KEY] = Dispatcher(services)
         tasks = [
             asyncio.create_task(revoker.run(), name="revocation-reconcile"),
             asyncio.create_task(_maintenance(sessions, revoker, settings), name="maintenance"),

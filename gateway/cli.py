@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -83,6 +84,16 @@ def _announce(settings: Settings) -> None:
     )
 
 
+def _settle_garbage_collector() -> None:
+    """Move everything start-up made out of the collector's reach, and collect the young
+    generation less often: full collections over a heap of long-lived objects were the tail
+    of the latency (bench/README.md)."""
+    gc.collect()
+    gc.freeze()
+    _, second, third = gc.get_threshold()
+    gc.set_threshold(10_000, second, third)
+
+
 def serve(settings: Settings, reuse_port: bool = False) -> None:
     from aiohttp import web
 
@@ -92,6 +103,7 @@ def serve(settings: Settings, reuse_port: bool = False) -> None:
     app = create_app(settings)
 
     async def announce(_app: web.Application) -> None:
+        _settle_garbage_collector()
         _announce(settings)
 
     app.on_startup.append(announce)

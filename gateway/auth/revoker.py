@@ -87,8 +87,7 @@ class Revoker:
 
     async def revoke(self, *revocations: Revocation) -> Receipt:
         """Record, fan out, and report how many live sessions each instance closed."""
-        for revocation in revocations:
-            await self.store.add(revocation)
+        await self.store.add(*revocations)
         request = uuid.uuid4().hex
         waiting = self._waiting[request] = _Waiting()
         try:

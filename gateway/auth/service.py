@@ -278,12 +278,15 @@ class AuthService:
     async def revoke_session(
         self, sid: str, *, reason: str, jti: str | None = None, exp: float = 0
     ) -> Receipt:
-        await self.sessions.close(sid)
         horizon = time.time() + self.refresh_ttl
         revocations = [self._revocation("sid", sid, reason, horizon)]
         if jti is not None:
             revocations.append(self._revocation("jti", jti, reason, exp))
-        return await self.revoker.revoke(*revocations)
+        receipt = await self.revoker.revoke(*revocations)
+        # Bookkeeping only (the revocation rows are what every check reads): after the fan-out,
+        # so that it does not delay the close frames.
+        await self.sessions.close(sid)
+        return receipt
 
     async def logout(self, principal: Principal) -> Receipt:
         return await self.revoke_session(
@@ -292,9 +295,10 @@ class AuthService:
 
     async def revoke_user(self, user_id: int, reason: str) -> Receipt:
         """Every token the user holds, issued before now, stops working everywhere."""
-        await self.sessions.close_all(user_id)
         horizon = time.time() + max(self.refresh_ttl, self.access_ttl)
-        return await self.revoker.revoke(self._revocation("user", str(user_id), reason, horizon))
+        receipt = await self.revoker.revoke(self._revocation("user", str(user_id), reason, horizon))
+        await self.sessions.close_all(user_id)
+        return receipt
 
     async def revoke_token(self, jti: str, reason: str) -> Receipt:
         horizon = time.time() + max(self.refresh_ttl, self.access_ttl)

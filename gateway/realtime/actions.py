@@ -118,8 +118,12 @@ async def authenticate_session(services: Services, session: Session, token: str)
     current = session.principal
     if current is not None and current.user_id != principal.user_id:
         raise Forbidden("This socket belongs to another user; open a new connection")
-    if not principal.is_admin:
-        await services.registry.load_memberships(principal.user_id)
+    registry = services.registry
+    if not principal.is_admin and registry.known_memberships(principal.user_id) is None:
+        await registry.load_memberships(principal.user_id)
+        # A revocation may have arrived while we waited; bind() below must not miss it.
+        if services.view.is_revoked(principal):
+            raise Unauthorized("Token revoked")
     services.hub.bind(session, principal)
     return principal
 

@@ -14,6 +14,8 @@ from gateway.realtime.protocol import CloseCode
 from gateway.realtime.session import Session
 
 log = logging.getLogger(__name__)
+DISPATCHER_KEY: web.AppKey[Dispatcher] = web.AppKey("dispatcher", Dispatcher)
+"""One dispatcher serves every socket (it holds no per-session state)."""
 
 _CLOSE_FOR = {"Token expired": CloseCode.TOKEN_EXPIRED, "Token revoked": CloseCode.TOKEN_REVOKED}
 
@@ -39,7 +41,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     session = Session(ws, hub, client_address(request, settings.trusted_proxies))
     hub.add(session)
-    dispatcher = Dispatcher(services)
+    dispatcher = request.app[DISPATCHER_KEY]
     try:
         token = _bearer(request)
         if token is not None:

@@ -22,6 +22,8 @@ from gateway.auth.revocation import Revocation, RevocationView
 from gateway.bus.base import Bus
 from gateway.bus.control import Control
 from gateway.config import Settings
+from gateway.realtime.deadlines import Deadlines
+from gateway.realtime.index import Index
 from gateway.realtime.protocol import CloseCode, push
 from gateway.realtime.registry import (
     MEMBERSHIP,
@@ -72,10 +74,11 @@ class Hub:
         self.registry = registry
         self.view = view
         self.sessions: dict[str, Session] = {}
-        self._by_user: defaultdict[int, set[Session]] = defaultdict(set)
-        self._by_jti: defaultdict[str, set[Session]] = defaultdict(set)
-        self._by_sid: defaultdict[str, set[Session]] = defaultdict(set)
-        self._by_device: defaultdict[str, set[Session]] = defaultdict(set)
+        self._by_user: Index[int, Session] = Index()
+        self._by_jti: Index[str, Session] = Index()
+        self._by_sid: Index[str, Session] = Index()
+        self._by_device: Index[str, Session] = Index()
+        self.deadlines: Deadlines[Session] = Deadlines()
         self._routes: defaultdict[str, set[Subscription]] = defaultdict(set)
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -92,7 +95,7 @@ class Hub:
 
     def add(self, session: Session) -> None:
         self.sessions[session.id] = session
-        session.set_timer(self.settings.ws_auth_timeout, self._auth_timeout, session)
+        self.deadlines.set(session, self.settings.ws_auth_timeout, self._auth_timeout)
 
     def _auth_timeout(self, session: Session) -> None:
         if session.principal is None:
@@ -104,11 +107,9 @@ class Hub:
         for subscription in list(session.subscriptions.values()):
             self.unsubscribe(subscription)
         self._unindex(session)
-        session.cancel_timer()
+        self.deadlines.cancel(session)
 
-    def _indexes(
-        self, principal: Principal
-    ) -> Iterable[tuple[defaultdict[Any, set[Session]], Any]]:
+    def _indexes(self, principal: Principal) -> Iterable[tuple[Index[Any, Session], Any]]:
         yield self._by_user, principal.user_id
         yield self._by_jti, principal.jti
         yield self._by_sid, principal.sid
@@ -119,11 +120,7 @@ class Hub:
         if session.principal is None:
             return
         for index, key in self._indexes(session.principal):
-            members = index.get(key)
-            if members is not None:
-                members.discard(session)
-                if not members:
-                    del index[key]
+            index.discard(key, session)
 
     def bind(self, session: Session, principal: Principal) -> None:
         """Give the session a (new) principal: index it and arm the expiry timers."""
@@ -131,8 +128,8 @@ class Hub:
         session.principal = principal
         session.expired = False
         for index, key in self._indexes(principal):
-            index[key].add(session)
-        session.set_timer(principal.expires_at - time.time(), self._expire, session)
+            index.add(key, session)
+        self.deadlines.set(session, principal.expires_at - time.time(), self._expire)
         for subscription in session.subscriptions.values():
             if subscription.dynamic:
                 self._route(subscription)
@@ -140,7 +137,7 @@ class Hub:
     def _expire(self, session: Session) -> None:
         """Requests now get 401 and pushes stop; a fresh token within the grace resumes."""
         session.expired = True
-        session.set_timer(self.settings.ws_expiry_grace, self._expired_too_long, session)
+        self.deadlines.set(session, self.settings.ws_expiry_grace, self._expired_too_long)
 
     def _expired_too_long(self, session: Session) -> None:
         session.close(CloseCode.TOKEN_EXPIRED, "token expired")
@@ -157,7 +154,7 @@ class Hub:
                 candidates = self._by_sid.get(revocation.subject)
             else:
                 candidates = self._by_device.get(revocation.subject)
-            for session in list(candidates or ()):
+            for session in candidates:
                 principal = session.principal
                 if (
                     principal is not None
@@ -182,6 +179,7 @@ class Hub:
             session.close(CloseCode.GOING_AWAY, "server shutting down")
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
+        self.deadlines.close()
 
     # -- subscriptions ---------------------------------------------------------------------
 
@@ -256,9 +254,7 @@ class Hub:
         if kind not in (MEMBERSHIP, NETWORK_CREATED, NETWORK_DELETED, RESYNCED):
             return
         user_id = int(event["user_id"]) if kind == MEMBERSHIP else None
-        sessions = (
-            self._by_user.get(user_id, set()) if user_id is not None else self.sessions.values()
-        )
+        sessions = self._by_user.get(user_id) if user_id is not None else self.sessions.values()
         for session in list(sessions):
             for subscription in session.subscriptions.values():
                 if subscription.dynamic:

@@ -81,7 +81,6 @@ class Session:
         "_queued_bytes",
         "_rate_at",
         "_rate_tokens",
-        "_timer",
         "_writer",
         "closing",
         "connected_at",
@@ -111,7 +110,6 @@ class Session:
         self._queue: deque[bytes] | None = None
         self._queued_bytes = 0
         self._writer: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
         self._rate_tokens = float(hub.settings.ws_burst)
         self._rate_at = time.monotonic()
 
@@ -121,18 +119,6 @@ class Session:
     def live_principal(self) -> Principal | None:
         """The principal while its token is valid; None when absent or expired."""
         return None if self.expired else self.principal
-
-    # -- timers ----------------------------------------------------------------------------
-
-    def set_timer(self, delay: float, callback: Any, *args: Any) -> None:
-        """The session's one timer: authentication deadline, then expiry, then grace end."""
-        self.cancel_timer()
-        self._timer = asyncio.get_running_loop().call_later(max(0.0, delay), callback, *args)
-
-    def cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
     # -- rate limit ------------------------------------------------------------------------
 
@@ -196,6 +182,8 @@ class Session:
             self._queued_bytes = 0
         finally:
             self._writer = None
+            if not queue:
+                self._queue = None  # idle sessions keep no buffer
 
     async def flush(self, limit: float) -> None:
         """Wait (at most ``limit`` seconds) for queued frames to be written."""
@@ -211,7 +199,7 @@ class Session:
         if self.closing:
             return False
         self.closing = True
-        self.cancel_timer()
+        self.hub.deadlines.cancel(self)
         self.hub.spawn(self._close(code, reason))
         return True
 

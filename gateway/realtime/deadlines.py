@@ -1,0 +1,63 @@
+"""Deadlines for many sessions on one ticker, instead of a loop timer each.
+
+Every session has at most one deadline at a time (authentication, then token expiry, then the end
+of the grace window). Keeping them in coarse buckets costs a set slot per session where a loop
+``TimerHandle`` costs about half a kilobyte, which matters at tens of thousands of idle sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Deadlines(Generic[T]):
+    def __init__(self, resolution: float = 0.05) -> None:
+        self.resolution = resolution
+        self._buckets: dict[int, dict[T, Callable[[T], None]]] = {}
+        self._key_of: dict[T, int] = {}
+        self._ticker: asyncio.TimerHandle | None = None
+
+    def __len__(self) -> int:
+        return len(self._key_of)
+
+    def set(self, owner: T, delay: float, action: Callable[[T], None]) -> None:
+        """Run ``action(owner)`` once, ``delay`` seconds from now (replacing any earlier one)."""
+        self.cancel(owner)
+        loop = asyncio.get_running_loop()
+        key = math.ceil((loop.time() + max(0.0, delay)) / self.resolution)
+        self._buckets.setdefault(key, {})[owner] = action
+        self._key_of[owner] = key
+        if self._ticker is None:
+            self._ticker = loop.call_later(self.resolution, self._tick)
+
+    def cancel(self, owner: T) -> None:
+        key = self._key_of.pop(owner, None)
+        if key is not None:
+            bucket = self._buckets.get(key)
+            if bucket is not None:
+                bucket.pop(owner, None)
+                if not bucket:
+                    del self._buckets[key]
+
+    def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = math.floor(loop.time() / self.resolution)
+        if self._buckets:
+            for key in sorted(k for k in self._buckets if k <= now):
+                for owner, action in self._buckets.pop(key).items():
+                    if self._key_of.get(owner) == key:
+                        del self._key_of[owner]
+                    action(owner)
+        self._ticker = loop.call_later(self.resolution, self._tick) if self._buckets else None
+
+    def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        self._buckets.clear()
+        self._key_of.clear()

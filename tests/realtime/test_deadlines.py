@@ -1,0 +1,44 @@
+"""One ticker for every session's deadline: each fires once, at its time, and can be replaced."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.realtime.deadlines import Deadlines
+
+
+async def test_a_deadline_fires_once_after_its_delay() -> None:
+    deadlines: Deadlines[str] = Deadlines(resolution=0.01)
+    fired: list[tuple[str, float]] = []
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    deadlines.set("a", 0.05, lambda owner: fired.append((owner, loop.time() - start)))
+    await asyncio.sleep(0.15)
+    assert [owner for owner, _ in fired] == ["a"]
+    assert 0.05 <= fired[0][1] < 0.1
+    assert len(deadlines) == 0
+
+
+async def test_setting_again_replaces_and_cancel_removes() -> None:
+    deadlines: Deadlines[str] = Deadlines(resolution=0.01)
+    fired: list[str] = []
+    deadlines.set("a", 0.02, lambda owner: fired.append("first"))
+    deadlines.set("a", 0.04, lambda owner: fired.append("second"))
+    deadlines.set("b", 0.02, lambda owner: fired.append("b"))
+    deadlines.cancel("b")
+    await asyncio.sleep(0.1)
+    assert fired == ["second"]
+
+
+async def test_an_action_may_set_the_owner_s_next_deadline() -> None:
+    deadlines: Deadlines[str] = Deadlines(resolution=0.01)
+    fired: list[str] = []
+
+    def expire(owner: str) -> None:
+        fired.append("expired")
+        deadlines.set(owner, 0.02, lambda _: fired.append("closed"))
+
+    deadlines.set("s", 0.01, expire)
+    await asyncio.sleep(0.1)
+    assert fired == ["expired", "closed"]
+    deadlines.close()
