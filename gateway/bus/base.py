@@ -74,6 +74,9 @@ class Bus(abc.ABC):
         """Deliver locally now and hand to the transport; returns the number of instances the
         transport last reported for broadcast channels (1 for the in-process bus)."""
 
+    def publish_remote(self, channel: str, payload: bytes) -> None:  # noqa: B027 - no transport
+        """Hand to the transport only: the publisher delivered to this instance itself."""
+
     async def publish_counted(self, channel: str, payload: bytes) -> int:
         """Publish and learn how many instances received it (for receipts)."""
         return self.publish(channel, payload)

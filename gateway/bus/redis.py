@@ -81,12 +81,15 @@ class RedisBus(Bus):
 
     def publish(self, channel: str, payload: bytes) -> int:
         self._deliver(channel, payload)
+        self.publish_remote(channel, payload)
+        return 1
+
+    def publish_remote(self, channel: str, payload: bytes) -> None:
         if len(self._outbox) >= _MAX_OUTBOX:
             self._dropped += 1
-            return 1
+            return
         self._outbox.append((channel, payload))
         self._outbox_ready.set()
-        return 1
 
     async def publish_counted(self, channel: str, payload: bytes) -> int:
         self._deliver(channel, payload)

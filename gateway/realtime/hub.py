@@ -52,14 +52,6 @@ def network_channel(network_id: int) -> str:
     return f"net:{network_id}"
 
 
-def encode_event(kind: bytes, item: Notification | Command) -> bytes:
-    """Routing header (JSON, one line) + the item serialized once for every recipient."""
-    header = orjson.dumps(
-        [item.device_id, item.network_id, item.device_type_id, item.name, item.id]
-    )
-    return kind + header + b"\n" + orjson.dumps(item.to_json())
-
-
 class Hub:
     def __init__(
         self,
@@ -263,19 +255,60 @@ class Hub:
     # -- fan-out ---------------------------------------------------------------------------
 
     def publish(self, kind: bytes, item: Notification | Command) -> None:
-        frame = encode_event(kind, item)
-        self.bus.publish(device_channel(item.device_id), frame)
-        self.bus.publish(network_channel(item.network_id), frame)
+        """Local subscribers first, straight from the item; other instances through the bus."""
+        item_json = orjson.dumps(item.to_json())
+        channels = (device_channel(item.device_id), network_channel(item.network_id))
+        for channel in channels:
+            routes = self._routes.get(channel)
+            if routes:
+                self._fan_out(
+                    routes,
+                    kind,
+                    item.device_id,
+                    item.network_id,
+                    item.device_type_id,
+                    item.name,
+                    item.id,
+                    item_json,
+                )
+        if self.bus.shared:
+            header = orjson.dumps(
+                [item.device_id, item.network_id, item.device_type_id, item.name, item.id]
+            )
+            frame = kind + header + b"\n" + item_json
+            for channel in channels:
+                self.bus.publish_remote(channel, frame)
 
     def deliver(self, channel: str, frame: bytes) -> None:
-        """Hand one message to every local subscription on the channel that may see it."""
+        """A message from another instance: hand it to the local subscriptions on the channel."""
         routes = self._routes.get(channel)
         if not routes:
             return
         newline = frame.index(b"\n")
-        kind = frame[:1]
         device_id, network_id, device_type_id, name, item_id = orjson.loads(frame[1:newline])
-        item = frame[newline + 1 :]
+        self._fan_out(
+            routes,
+            frame[:1],
+            device_id,
+            network_id,
+            device_type_id,
+            name,
+            item_id,
+            frame[newline + 1 :],
+        )
+
+    def _fan_out(
+        self,
+        routes: set[Subscription],
+        kind: bytes,
+        device_id: str,
+        network_id: int,
+        device_type_id: int | None,
+        name: str,
+        item_id: int,
+        item: bytes,
+    ) -> None:
+        """Every subscription that may see the item gets it: a bit test and dict look-ups."""
         action, key, needed, wanted_kind = _KINDS[kind]
         is_update = kind == b"u"
         memberships = self.registry.memberships

@@ -158,8 +158,10 @@ class MessageStore:
                 """INSERT INTO notifications
                    (id, device_id, network_id, device_type_id, notification, parameters,
                     "timestamp")
-                   SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[],
-                                        $5::text[], $6::text[]::jsonb[], $7::timestamptz[])
+                   SELECT i, d, n, t, name, p, to_timestamp(ts)
+                   FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[],
+                               $5::text[], $6::text[]::jsonb[], $7::float8[])
+                        AS batch (i, d, n, t, name, p, ts)
                    ON CONFLICT (id) DO NOTHING""",
                 [n.id for n in notifications],
                 [n.device_id for n in notifications],
@@ -167,7 +169,7 @@ class MessageStore:
                 [n.device_type_id for n in notifications],
                 [n.notification for n in notifications],
                 [_dumps(n.parameters) for n in notifications],
-                [at(n.timestamp) for n in notifications],
+                [n.timestamp for n in notifications],
             )
             for n in notifications:
                 self._notifications.pop(n.id, None)
