@@ -65,7 +65,7 @@ class Hub:
         self.bus = bus
         self.registry = registry
         self.view = view
-        self.sessions: dict[str, Session] = {}
+        self.sessions: dict[int, Session] = {}
         self._by_user: Index[int, Session] = Index()
         self._by_jti: Index[str, Session] = Index()
         self._by_sid: Index[str, Session] = Index()
@@ -159,7 +159,7 @@ class Hub:
         return closed
 
     def terminate(self, session_id: str) -> bool:
-        session = self.sessions.get(session_id)
+        session = self.sessions.get(int(session_id)) if session_id.isdigit() else None
         if session is None:
             return False
         return session.close(CloseCode.SESSION_TERMINATED, "session terminated by an administrator")

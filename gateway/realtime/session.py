@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
-import uuid
 from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -74,6 +74,10 @@ class Subscription:
         }
 
 
+_SESSION_IDS = itertools.count(1)
+"""Session ids are unique per instance (GET/DELETE /v1/sessions act on one instance)."""
+
+
 class Session:
     __slots__ = (
         "__weakref__",
@@ -96,7 +100,7 @@ class Session:
     )
 
     def __init__(self, ws: web.WebSocketResponse, hub: Hub, remote: str | None) -> None:
-        self.id = uuid.uuid4().hex
+        self.id = next(_SESSION_IDS)
         self.ws = ws
         self.hub = hub
         self.remote = remote
@@ -154,6 +158,17 @@ class Session:
             return
         if self._writer is None:
             self._writer = asyncio.create_task(self._drain())
+
+    async def reply(self, data: bytes) -> None:
+        """Send from the session's own reading task: straight to the socket when nothing is
+        queued (no writer task per reply), else behind what is queued, in order."""
+        if self._queue or self._writer is not None or self.closing:
+            self.send(data)
+            return
+        try:
+            await self.ws.send_frame(data, WSMsgType.TEXT)
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("session %s: send failed: %s", self.id, exc)
 
     def backlogged(self) -> bool:
         """The outbound queue is at least half full (by count or bytes): a bulk sender such as
@@ -213,7 +228,7 @@ class Session:
     def describe(self) -> dict[str, Any]:
         principal = self.principal
         return {
-            "id": self.id,
+            "id": str(self.id),
             "user_id": None if principal is None else principal.user_id,
             "jti": None if principal is None else principal.jti,
             "networkIds": _scope(None if principal is None else principal.scope.network_ids),
