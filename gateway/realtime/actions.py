@@ -561,17 +561,17 @@ class Dispatcher:
             result = await spec.handler(self.services, session, request)
         except GatewayError as exc:
             session.errors += 1
-            await session.reply(error(action_name, request_id, exc.status, exc.message))
+            session.send(error(action_name, request_id, exc.status, exc.message))
             if session.errors >= settings.ws_max_errors:
                 session.close(CloseCode.POLICY_VIOLATION, "too many errors")
             return
         except Exception:
             log.exception("session %s: action %r failed", session.id, action_name)
-            await session.reply(error(action_name, request_id, 500, "Internal server error"))
+            session.send(error(action_name, request_id, 500, "Internal server error"))
             return
         session.errors = 0
         reply = result if isinstance(result, Reply) else Reply(result or {})
-        await session.reply(success(action_name, request_id, reply.payload))
+        session.send(success(action_name, request_id, reply.payload))
         if reply.after is not None:
             await reply.after()
 

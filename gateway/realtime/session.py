@@ -159,17 +159,6 @@ class Session:
         if self._writer is None:
             self._writer = asyncio.create_task(self._drain())
 
-    async def reply(self, data: bytes) -> None:
-        """Send from the session's own reading task: straight to the socket when nothing is
-        queued (no writer task per reply), else behind what is queued, in order."""
-        if self._queue or self._writer is not None or self.closing:
-            self.send(data)
-            return
-        try:
-            await self.ws.send_frame(data, WSMsgType.TEXT)
-        except (ConnectionError, RuntimeError) as exc:
-            log.debug("session %s: send failed: %s", self.id, exc)
-
     def backlogged(self) -> bool:
         """The outbound queue is at least half full (by count or bytes): a bulk sender such as
         a replay should let the writer catch up before queueing more."""
