@@ -9,14 +9,12 @@ from aiohttp import web
 
 from gateway.api.clientaddr import client_address
 from gateway.api.routing import ROUTES, Call, bearer_token, json_response, receipt_headers
-from gateway.api.schema import Array, Int, Obj, OneOf, Str
+from gateway.api.schema import DEVICE_ID, Array, Int, Obj, OneOf, Str
 from gateway.api.users import USER, user_json
 from gateway.auth.permissions import WILDCARD, Action, parse_actions
 from gateway.auth.service import MintRequest
 from gateway.auth.tokens import ACCESS
 from gateway.errors import NotFound, Unprocessable
-
-DEVICE_ID = Str(min_length=1, max_length=64, pattern=r"[A-Za-z0-9_-]{1,64}")
 
 LOGIN = Obj(
     {

@@ -5,10 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.api.routing import ROUTES, Call, json_response
-from gateway.api.schema import AnyJson, Array, Bool, Int, Obj, Str
+from gateway.api.schema import DEVICE_ID, AnyJson, Array, Bool, Int, Obj, Str
 from gateway.auth.permissions import Action
-
-DEVICE_ID = Str(min_length=1, max_length=64, pattern=r"[A-Za-z0-9_-]{1,64}")
 
 NETWORK = Obj(
     {"id": Int(), "name": Str(), "description": Str(nullable=True)},

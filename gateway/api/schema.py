@@ -276,3 +276,8 @@ class Obj(Schema):
         if self.required:
             schema["required"] = list(self.required)
         return schema
+
+
+DEVICE_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+DEVICE_ID = Str(min_length=1, max_length=64, pattern=DEVICE_ID_PATTERN)
+"""A device id: chosen by the client, used in URLs and channel names."""

@@ -12,11 +12,9 @@ from typing import Any
 from gateway.auth.passwords import Passwords
 from gateway.auth.revoker import Receipt
 from gateway.auth.service import AuthService
-from gateway.bus.control import Control
+from gateway.bus.control import MEMBERSHIP, Control
 from gateway.errors import NotFound
 from gateway.store.users import User, UserStore
-
-MEMBERSHIP_EVENT = "membership"
 
 
 class AccountService:
@@ -30,7 +28,7 @@ class AccountService:
 
     def _memberships_changed(self, user_id: int, network_ids: Iterable[int] | None) -> None:
         self.control.publish(
-            MEMBERSHIP_EVENT,
+            MEMBERSHIP,
             user_id=user_id,
             network_ids=None if network_ids is None else sorted(network_ids),
         )

@@ -19,6 +19,13 @@ log = logging.getLogger(__name__)
 
 CONTROL_CHANNEL = "ctl"
 
+# Control events that keep every instance's device and membership caches current.
+DEVICE_SAVED = "device.saved"
+DEVICE_DELETED = "device.deleted"
+NETWORK_CREATED = "network.created"
+NETWORK_DELETED = "network.deleted"
+MEMBERSHIP = "membership"
+
 EventHandler = Callable[[dict[str, Any]], None]
 
 

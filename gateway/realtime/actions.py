@@ -16,7 +16,17 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway import API_VERSION
-from gateway.api.schema import AnyJson, Array, Bool, Int, Obj, Schema, Str
+from gateway.api.schema import (
+    DEVICE_ID,
+    DEVICE_ID_PATTERN,
+    AnyJson,
+    Array,
+    Bool,
+    Int,
+    Obj,
+    Schema,
+    Str,
+)
 from gateway.auth.permissions import Action, Principal
 from gateway.clock import iso, parse_iso
 from gateway.errors import (
@@ -59,7 +69,6 @@ class ActionSpec:
 
 ACTIONS: dict[str, ActionSpec] = {}
 
-DEVICE_ID = Str(min_length=1, max_length=64, pattern=r"[A-Za-z0-9_-]{1,64}")
 NAME = Str(min_length=1, max_length=256)
 TIMESTAMP = Str(max_length=64, description="ISO-8601; UTC unless it carries a zone")
 NAMES = Array(NAME, max_items=256)
@@ -229,7 +238,7 @@ NOTIFICATION_BODY = Obj(
 )
 
 
-_DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 _NOTIFICATION_KEYS = frozenset({"notification", "parameters", "timestamp"})
 
 

@@ -20,18 +20,12 @@ import orjson
 from gateway.auth.permissions import Action, Principal
 from gateway.auth.revocation import Revocation, RevocationView
 from gateway.bus.base import Bus
-from gateway.bus.control import Control
+from gateway.bus.control import MEMBERSHIP, NETWORK_CREATED, NETWORK_DELETED, Control
 from gateway.config import Settings
 from gateway.realtime.deadlines import Deadlines
 from gateway.realtime.index import Index
 from gateway.realtime.protocol import CloseCode, push
-from gateway.realtime.registry import (
-    MEMBERSHIP,
-    NETWORK_CREATED,
-    NETWORK_DELETED,
-    RESYNCED,
-    Registry,
-)
+from gateway.realtime.registry import RESYNCED, Registry
 from gateway.realtime.session import COMMAND, NOTIFICATION, Session, Subscription
 from gateway.store.messages import Command, Notification
 
@@ -336,6 +330,3 @@ class Hub:
                 subscription.replay_buffer.append((None if is_update else item_id, data))
             else:
                 session.send(data)
-
-
-__all__ = ["COMMAND", "NOTIFICATION", "Hub"]

@@ -11,18 +11,21 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from gateway.bus.control import Control
+from gateway.bus.control import (
+    DEVICE_DELETED,
+    DEVICE_SAVED,
+    MEMBERSHIP,
+    NETWORK_CREATED,
+    NETWORK_DELETED,
+    Control,
+)
 from gateway.store.devices import Device, DeviceStore
 from gateway.store.users import UserStore
 
 log = logging.getLogger(__name__)
 
-DEVICE_SAVED = "device.saved"
-DEVICE_DELETED = "device.deleted"
-NETWORK_CREATED = "network.created"
-NETWORK_DELETED = "network.deleted"
-MEMBERSHIP = "membership"
 RESYNCED = "resynced"
+"""Told to listeners (not sent on the bus) after a reload from PostgreSQL changed something."""
 
 _NO_NETWORKS: frozenset[int] = frozenset()
 

@@ -13,17 +13,17 @@ from collections.abc import Collection
 from typing import Any, TypeVar
 
 from gateway.auth.permissions import Action, Principal
-from gateway.bus.control import Control
-from gateway.errors import Forbidden, NotFound, Unprocessable
-from gateway.realtime.hub import Hub
-from gateway.realtime.registry import (
+from gateway.bus.control import (
     DEVICE_DELETED,
     DEVICE_SAVED,
     MEMBERSHIP,
     NETWORK_CREATED,
     NETWORK_DELETED,
-    Registry,
+    Control,
 )
+from gateway.errors import Forbidden, NotFound, Unprocessable
+from gateway.realtime.hub import Hub
+from gateway.realtime.registry import Registry
 from gateway.store.devices import Device, DeviceStore, Network
 from gateway.store.messages import Command, MessageStore, Notification
 from gateway.store.users import UserStore
