@@ -213,14 +213,37 @@ def _error(
     return json_response({"message": message, "request_id": request_id}, status, headers)
 
 
+def request_id_of(request: web.Request) -> str:
+    """The client's X-Request-ID when it is sane, else a fresh one."""
+    incoming = request.headers.get(REQUEST_ID, "")
+    return incoming if _CLIENT_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+
+def error_response(status: int, message: str, request_id: str) -> web.Response:
+    response = _error(status, message, request_id)
+    response.headers[REQUEST_ID] = request_id
+    return response
+
+
+WEBSOCKET_PATH = "/v1/ws"
+
+Endpoint = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 @web.middleware
-async def error_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
+def error_middleware(request: web.Request, handler: Endpoint) -> Awaitable[web.StreamResponse]:
+    """REST requests go through ``_answer``. A WebSocket is handed its handler's own coroutine:
+    a middleware that awaited it would keep a frame alive for the life of every socket (the
+    WebSocket endpoint sets its request id and formats its errors itself)."""
+    if request.path == WEBSOCKET_PATH:
+        return handler(request)
+    return _answer(request, handler)
+
+
+async def _answer(request: web.Request, handler: Endpoint) -> web.StreamResponse:
     """Request ids on every response; every failure as ``{message, request_id}``; never a 500
     with details."""
-    incoming = request.headers.get(REQUEST_ID, "")
-    request_id = incoming if _CLIENT_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    request_id = request_id_of(request)
     request[REQUEST_ID_KEY] = request_id
     try:
         response = await handler(request)

@@ -7,8 +7,13 @@ import logging
 from aiohttp import WSMsgType, web
 
 from gateway.api.clientaddr import client_address
-from gateway.api.routing import SERVICES_KEY
-from gateway.errors import GatewayError, Unavailable
+from gateway.api.routing import (
+    REQUEST_ID,
+    SERVICES_KEY,
+    error_response,
+    request_id_of,
+)
+from gateway.errors import GatewayError
 from gateway.realtime.actions import Dispatcher, authenticate_session
 from gateway.realtime.protocol import CloseCode
 from gateway.realtime.session import Session
@@ -31,14 +36,19 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES_KEY]
     settings = services.settings
     hub = services.hub
+    request_id = request_id_of(request)
     if hub.shutting_down:
-        raise Unavailable("Server shutting down")
+        return error_response(503, "Server shutting down", request_id)
     ws = web.WebSocketResponse(
         heartbeat=settings.ws_heartbeat,
         max_msg_size=settings.ws_max_message_bytes,
         compress=False,
     )
-    await ws.prepare(request)
+    ws.headers[REQUEST_ID] = request_id
+    try:
+        await ws.prepare(request)
+    except web.HTTPException as exc:
+        return error_response(exc.status, "Expected a WebSocket upgrade request", request_id)
     session = Session(ws, hub, client_address(request, settings.trusted_proxies))
     hub.add(session)
     dispatcher = request.app[DISPATCHER_KEY]

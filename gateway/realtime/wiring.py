@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from gateway.api.routing import WEBSOCKET_PATH
 from gateway.auth.service import AuthService
 from gateway.bus.control import Control
 from gateway.config import Settings
@@ -34,7 +35,7 @@ class Realtime:
 
 
 def install_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/ws", websocket)
+    app.router.add_get(WEBSOCKET_PATH, websocket)
 
 
 async def start_realtime(

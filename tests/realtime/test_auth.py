@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from aiohttp.test_utils import TestClient
+
 from tests.conftest import AppFactory
 from tests.realtime.helpers import World, build_world, connect, connect_authenticated, rest
 
@@ -137,3 +139,15 @@ async def test_token_action_and_refresh_not_consumed(world: World) -> None:
     await peer.fails(
         "token/refresh", 401, "Invalid token: expected a refresh token", refreshToken=world.alice
     )
+
+
+async def test_a_plain_get_on_the_websocket_path_is_a_json_400_with_a_request_id(
+    client: TestClient[Any, Any],
+) -> None:
+    response = await client.get("/v1/ws", headers={"X-Request-ID": "probe-1"})
+    assert response.status == 400
+    assert response.headers["X-Request-ID"] == "probe-1"
+    assert await response.json() == {
+        "message": "Expected a WebSocket upgrade request",
+        "request_id": "probe-1",
+    }
