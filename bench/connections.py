@@ -36,6 +36,24 @@ def parameters(quick: bool) -> dict[str, Any]:
     }
 
 
+def _hold_spec(
+    ctx: Context, server: Server, count: int, params: dict[str, Any], user_id: int
+) -> dict[str, Any]:
+    """The load generator's orders: open ``count`` authenticated sessions and hold them."""
+    return {
+        "mode": "hold",
+        "host": "127.0.0.1",
+        "port": server.port,
+        "count": count,
+        "concurrency": params["concurrency"],
+        "sign": {"secret": ctx.jwt_secret},
+        "user_id": user_id,
+        "role": "client",
+        "hold_timeout": 120,
+        "deadline": 240,
+    }
+
+
 async def _user(server: Server) -> int:
     from bench.common import CLIENT_PASSWORD  # noqa: F401 - documents the account's password
 
@@ -52,18 +70,7 @@ async def hold(
     await asyncio.sleep(params["settle_seconds"])
     before = ctx.sampler.now(server.name)
     assert before is not None
-    spec = {
-        "mode": "hold",
-        "host": "127.0.0.1",
-        "port": server.port,
-        "count": count,
-        "concurrency": params["concurrency"],
-        "sign": {"secret": ctx.jwt_secret},
-        "user_id": user_id,
-        "role": "client",
-        "hold_timeout": 120,
-        "deadline": 240,
-    }
+    spec = _hold_spec(ctx, server, count, params, user_id)
     async with LoadGen(ctx, spec, f"hold-{server.name}-{count}") as loadgen:
         held = await loadgen.until("held", 180)
         await asyncio.sleep(params["settle_seconds"])
@@ -162,18 +169,7 @@ async def _breakdown(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     )
     try:
         user_id = await _user(server)
-        spec = {
-            "mode": "hold",
-            "host": "127.0.0.1",
-            "port": server.port,
-            "count": count,
-            "concurrency": params["concurrency"],
-            "sign": {"secret": ctx.jwt_secret},
-            "user_id": user_id,
-            "role": "client",
-            "hold_timeout": 120,
-            "deadline": 240,
-        }
+        spec = _hold_spec(ctx, server, count, params, user_id)
         await _memory(server, snapshot=True)
         async with LoadGen(ctx, spec, "hold-tracemalloc") as loadgen:
             held = await loadgen.until("held", 120)

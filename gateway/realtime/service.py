@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Collection
-from typing import Any, TypeVar
+from typing import Any
 
 from gateway.auth.permissions import Action, Principal
 from gateway.bus.control import (
@@ -34,8 +34,6 @@ REMOTE_COMMAND_WAIT = 1.0
 """How long command/update looks for a command that another instance acknowledged but has not
 written yet (it writes every persist interval): a device on instance A may answer a command
 inserted on instance B within milliseconds."""
-
-T = TypeVar("T", Notification, Command)
 
 
 class DeviceService:
@@ -270,7 +268,7 @@ class DeviceService:
         device_ids: Collection[str] | None,
         network_ids: Collection[int] | None,
         names: Collection[str] | None,
-    ) -> list[Notification] | list[Command]:
+    ) -> list[Notification | Command]:
         """Stored items newer than ``since``, pending ones included (not yet written).
 
         The caller's live subscription is in place already. On a cluster, an item another
@@ -279,31 +277,26 @@ class DeviceService:
         reconnecting to another instance would miss it for good."""
         if self.control.bus.shared:
             await asyncio.sleep(2 * self.messages.interval)
-        if kind == "notification":
-            pending_n = self.messages.pending_notifications()
-            stored_n = await self.messages.notifications_since(
-                since,
-                device_ids=device_ids,
-                network_ids=network_ids,
-                names=names,
-                limit=REPLAY_LIMIT,
-            )
-            return _merge(stored_n, pending_n, since, device_ids, network_ids, names)
-        pending_c = self.messages.pending_commands()
-        stored_c = await self.messages.commands_since(
-            since, device_ids=device_ids, network_ids=network_ids, names=names, limit=REPLAY_LIMIT
+        pending = self.messages.pending(kind)
+        stored = await self.messages.since(
+            kind,
+            since,
+            device_ids=device_ids,
+            network_ids=network_ids,
+            names=names,
+            limit=REPLAY_LIMIT,
         )
-        return _merge(stored_c, pending_c, since, device_ids, network_ids, names)
+        return _merge(stored, pending, since, device_ids, network_ids, names)
 
 
 def _merge(
-    stored: list[T],
-    pending: list[T],
+    stored: list[Notification | Command],
+    pending: list[Notification | Command],
     since: float,
     device_ids: Collection[str] | None,
     network_ids: Collection[int] | None,
     names: Collection[str] | None,
-) -> list[T]:
+) -> list[Notification | Command]:
     by_id = {item.id: item for item in stored}
     for item in pending:
         if (

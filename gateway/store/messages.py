@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -144,11 +144,10 @@ class MessageStore:
         if len(self._commands) >= self.batch:
             self._wake.set()
 
-    def pending_notifications(self) -> list[Notification]:
-        return list(self._notifications.values())
-
-    def pending_commands(self) -> list[Command]:
-        return list(self._commands.values())
+    def pending(self, kind: str) -> list[Notification | Command]:
+        """What is acknowledged but not yet written (``kind``: notification or command)."""
+        items = self._notifications if kind == "notification" else self._commands
+        return list(items.values())
 
     async def flush(self) -> None:
         notifications = list(self._notifications.values())[: self.batch]
@@ -232,17 +231,19 @@ class MessageStore:
         row = await self.pool.fetchrow("SELECT * FROM commands WHERE id = $1", command_id)
         return None if row is None else _command(row)
 
-    async def _since(
+    async def since(
         self,
-        table: str,
-        name_column: str,
+        kind: str,
         since: float,
+        *,
         device_ids: Collection[str] | None,
         network_ids: Collection[int] | None,
         names: Collection[str] | None,
         limit: int,
-    ) -> list[Any]:
-        return await self.pool.fetch(
+    ) -> list[Notification | Command]:
+        """Stored notifications or commands newer than ``since``, oldest first."""
+        table, name_column, make = _KINDS[kind]
+        rows = await self.pool.fetch(
             f"""SELECT * FROM {table} WHERE "timestamp" > $1
                   AND ($2::text[] IS NULL OR device_id = any($2::text[]))
                   AND ($3::bigint[] IS NULL OR network_id = any($3::bigint[]))
@@ -254,34 +255,7 @@ class MessageStore:
             _list(names),
             limit,
         )
-
-    async def notifications_since(
-        self,
-        since: float,
-        *,
-        device_ids: Collection[str] | None,
-        network_ids: Collection[int] | None,
-        names: Collection[str] | None,
-        limit: int,
-    ) -> list[Notification]:
-        rows = await self._since(
-            "notifications", "notification", since, device_ids, network_ids, names, limit
-        )
-        return [_notification(row) for row in rows]
-
-    async def commands_since(
-        self,
-        since: float,
-        *,
-        device_ids: Collection[str] | None,
-        network_ids: Collection[int] | None,
-        names: Collection[str] | None,
-        limit: int,
-    ) -> list[Command]:
-        rows = await self._since(
-            "commands", "command", since, device_ids, network_ids, names, limit
-        )
-        return [_command(row) for row in rows]
+        return [make(row) for row in rows]
 
     async def purge(self, older_than: float) -> None:
         cutoff = at(older_than)
@@ -320,3 +294,9 @@ def _command(row: Any) -> Command:
         timestamp=row["timestamp"].timestamp(),
         last_updated=row["last_updated"].timestamp(),
     )
+
+
+_KINDS: dict[str, tuple[str, str, Callable[[Any], Notification | Command]]] = {
+    "notification": ("notifications", "notification", _notification),
+    "command": ("commands", "command", _command),
+}
