@@ -247,15 +247,22 @@ def public_pem_of(public_key: Any) -> bytes:
     return pem
 
 
+async def rs256_gateway(
+    make_client: AppFactory, tmp_path: Path
+) -> tuple[Any, Path, dict[str, Any], dict[str, Any]]:
+    """An RS256 gateway, its public key file, and the split admin access token it issued."""
+    private, public = write_keys(tmp_path, "rsa", new_key("RS256"))
+    client = await make_client(jwt_algorithm="RS256", jwt_private_key_file=private)
+    pair = await login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    header, payload = split(pair["access_token"])
+    return client, public, header, payload
+
+
 async def test_hs256_signed_with_the_rs256_public_key_is_refused(
     make_client: AppFactory, tmp_path: Path
 ) -> None:
     """The classic algorithm confusion: HMAC keyed with the public PEM the server publishes."""
-    key = new_key("RS256")
-    private, public = write_keys(tmp_path, "rsa", key)
-    client = await make_client(jwt_algorithm="RS256", jwt_private_key_file=private)
-    pair = await login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
-    header, payload = split(pair["access_token"])
+    client, public, header, payload = await rs256_gateway(make_client, tmp_path)
     pem = public.read_bytes()
     for kid_header in ({**header}, {"typ": "JWT"}):
         forged = hs256(kid_header, payload, pem)
@@ -273,11 +280,7 @@ async def test_hs256_signed_with_the_rs256_public_key_is_refused(
 async def test_a_token_signed_by_an_unconfigured_key_is_refused(
     make_client: AppFactory, tmp_path: Path
 ) -> None:
-    key = new_key("RS256")
-    private, _ = write_keys(tmp_path, "rsa", key)
-    client = await make_client(jwt_algorithm="RS256", jwt_private_key_file=private)
-    pair = await login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
-    header, payload = split(pair["access_token"])
+    client, _, header, payload = await rs256_gateway(make_client, tmp_path)
     stranger = new_key("RS256")
     # Same kid as the real key, signature by another key.
     forged = jwt.encode(payload, stranger, algorithm="RS256", headers={"kid": header["kid"]})
