@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: $(VENV)/.installed-dev
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix gateway tests bench examples
 	$(BIN)/ruff format gateway tests bench examples
+
+# The README's option table, rewritten from gateway/config/settings.py.
+docs: $(VENV)/.installed
+	$(BIN)/python -m gateway.config README.md
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench $(ARGS)

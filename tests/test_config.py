@@ -3,9 +3,12 @@ with one clear line (exit 2), never a traceback."""
 
 from __future__ import annotations
 
+import argparse
+import ipaddress
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,10 +17,16 @@ from gateway.config import (
     OPTIONS,
     ConfigError,
     Settings,
+    add_arguments,
+    describe,
     load_settings,
+    overrides_from_args,
     parse_bool,
     parse_duration,
 )
+from gateway.config.options import option as declare
+from gateway.config.options import options_of
+from gateway.config.parsers import comma_separated, one_of
 
 GATEWAY = Path(sys.executable).parent / "gateway"
 SECRET = "a-secret-that-is-at-least-32-bytes-long"
@@ -252,3 +261,89 @@ def test_config_prints_the_table() -> None:
     assert lines[0] == "| variable | flag | default | meaning |"
     assert len(lines) == 2 + len(OPTIONS)
     assert "| `GATEWAY_PORT` | `--port` | 8080 | TCP port to listen on |" in lines
+
+
+def test_trusted_proxies_are_a_comma_separated_list_of_addresses_or_networks() -> None:
+    settings = load_settings({"GATEWAY_TRUSTED_PROXIES": "10.0.0.5, ,172.28.0.0/16,"})
+    assert settings.trusted_proxies == (
+        ipaddress.ip_network("10.0.0.5/32"),
+        ipaddress.ip_network("172.28.0.0/16"),
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"GATEWAY_TRUSTED_PROXIES": "10.0.0.5, proxy.local"})
+    assert str(caught.value) == (
+        "GATEWAY_TRUSTED_PROXIES: not an IP address or network: 'proxy.local'"
+    )
+
+
+def test_secrets_stay_out_of_the_settings_repr() -> None:
+    settings = Settings(
+        database_url="postgresql://gw:db-password@db/gw",
+        redis_url="redis://:redis-password@redis:6379/0",
+        jwt_secret=SECRET,
+        jwt_previous_secret=SECRET + "-old",
+        admin_email="root@example.com",
+        admin_password="admin-password",
+    )
+    shown = repr(settings)
+    for secret in ("db-password", "redis-password", SECRET, "admin-password"):
+        assert secret not in shown
+    assert "root@example.com" in shown
+    assert {o.field for o in OPTIONS if o.secret} == {
+        "database_url", "redis_url", "jwt_secret", "jwt_previous_secret", "admin_password"
+    }  # fmt: skip
+
+
+# -- declaring an option -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Extra:
+    """Options as another feature would declare them: the name once, the rest derived."""
+
+    metrics: bool = declare(False, "serve Prometheus metrics")
+    metrics_port: int | None = declare(None, "port of the metrics listener")
+    cors_origins: tuple[str, ...] = declare((), "allowed origins", parse=comma_separated(str))
+    log_format: str = declare("text", "text or json", parse=one_of("text", "json"))
+    token: str | None = declare(None, "a secret", secret=True)
+
+
+def test_an_option_is_one_declaration_from_which_variable_flag_and_parser_follow() -> None:
+    metrics, metrics_port, cors, log_format, token = options_of(_Extra)
+    assert [o.env for o in options_of(_Extra)] == [
+        "GATEWAY_METRICS", "GATEWAY_METRICS_PORT", "GATEWAY_CORS_ORIGINS", "GATEWAY_LOG_FORMAT",
+        "GATEWAY_TOKEN",
+    ]  # fmt: skip
+    assert metrics_port.flag == "--metrics-port"
+    assert metrics.parse("yes") is True
+    assert metrics_port.parse(" 9100 ") == 9100
+    assert cors.parse("https://a.example, https://b.example") == (
+        "https://a.example",
+        "https://b.example",
+    )
+    assert log_format.parse("JSON") == "json"
+    with pytest.raises(ValueError, match=r"unknown value 'xml' \(one of text, json\)"):
+        log_format.parse("xml")
+    assert token.secret and not metrics.secret
+    assert describe(options_of(_Extra)).splitlines()[2] == (
+        "| `GATEWAY_METRICS` | `--metrics` | False | serve Prometheus metrics |"
+    )
+
+
+def test_a_boolean_flag_may_be_given_bare() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, options_of(_Extra))
+    given = overrides_from_args(parser.parse_args(["--metrics"]), options_of(_Extra))
+    assert given["metrics"] == "true"
+    assert given["metrics_port"] is None
+    off = parser.parse_args(["--metrics", "off", "--metrics-port", "9100"])
+    assert overrides_from_args(off, options_of(_Extra))["metrics"] == "off"
+
+
+def test_a_type_without_a_parser_is_refused_when_declared() -> None:
+    @dataclass(frozen=True)
+    class Odd:
+        ratio: float = declare(0.5, "a float needs its own parser (duration? rate?)")
+
+    with pytest.raises(TypeError, match=r"Odd.ratio: <class 'float'> needs parse="):
+        options_of(Odd)
