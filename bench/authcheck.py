@@ -37,14 +37,15 @@ class _Session:
 
 
 def _fixture(role: str) -> dict[str, Any]:
-    from gateway.auth.permissions import ROLES, Action, Principal, Scope
-    from gateway.auth.revocation import Revocation, RevocationView
+    from gateway.auth.permissions import ROLES
+    from gateway.auth.revocation import RevocationView
     from gateway.auth.tokens import ACCESS, KeySet, TokenCodec
     from gateway.bus.control import Control
     from gateway.bus.memory import MemoryBus
     from gateway.config import Settings
-    from gateway.realtime.registry import Registry
-    from gateway.realtime.session import NOTIFICATION, Subscription
+    from gateway.devices.registry import Registry
+    from gateway.realtime.session import Subscription
+    from gateway.types import NOTIFICATION, Action, Principal, Revocation, Scope
 
     now = time.time()
     codec = TokenCodec(KeySet.from_settings(Settings(jwt_secret="x" * 48)), "gateway", 10.0)

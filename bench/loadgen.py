@@ -75,9 +75,10 @@ def cpu_seconds() -> float:
 def make_tokens(sign: dict[str, Any], user_id: int, role: str, count: int) -> list[str]:
     """Access tokens signed with the instance's secret through the gateway's own codec, each
     with its own sid and jti: what /v1/auth/token/create returns, without 10k database trips."""
-    from gateway.auth.permissions import ROLES, Scope
+    from gateway.auth.permissions import ROLES
     from gateway.auth.tokens import ACCESS, KeySet, TokenCodec
     from gateway.config import Settings
+    from gateway.types import Scope
 
     codec = TokenCodec(KeySet.from_settings(Settings(jwt_secret=sign["secret"])), "gateway", 10.0)
     return [

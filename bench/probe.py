@@ -136,7 +136,7 @@ def _profiled(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitabl
 
 
 def _install_profiling(names: str) -> None:
-    from gateway.auth.service import AuthService
+    from gateway.auth.login import AuthService
 
     owners = {"auth": AuthService}
     for name in filter(None, (part.strip() for part in names.split(","))):

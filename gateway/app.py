@@ -1,5 +1,8 @@
-"""Wires settings, store, bus, services and routes into an aiohttp application; owns start-up
-and shutdown order."""
+"""The wiring: builds the store, bus, use cases and both edges into one aiohttp application.
+
+It owns the start-up and shutdown order, and it alone knows every part: each edge gets only
+what it uses (``Rest``, the realtime ``Context``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,9 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -18,25 +23,31 @@ from gateway.api import devices as _device_routes  # noqa: F401 - registers rout
 from gateway.api import meta as _meta_routes  # noqa: F401 - registers routes
 from gateway.api import sessions as _session_routes  # noqa: F401 - registers routes
 from gateway.api import users as _user_routes  # noqa: F401 - registers routes
-from gateway.api.routing import ROUTES, SERVICES_KEY, error_middleware
+from gateway.api.routing import REST_KEY, ROUTES, Rest
 from gateway.auth.accounts import AccountService
+from gateway.auth.login import AuthService
 from gateway.auth.passwords import Passwords
 from gateway.auth.revocation import RevocationView
 from gateway.auth.revoker import Revoker
-from gateway.auth.service import AuthService
 from gateway.auth.throttle import LoginThrottle
 from gateway.auth.tokens import KeySet, TokenCodec
 from gateway.bus.base import Bus
 from gateway.bus.control import Control
 from gateway.bus.memory import MemoryBus
 from gateway.config import ConfigError, Settings, redact
-from gateway.realtime.actions import Dispatcher
-from gateway.realtime.endpoint import DISPATCHER_KEY
-from gateway.realtime.wiring import install_routes, start_realtime
-from gateway.services import Services
-from gateway.store.db import create_pool
+from gateway.devices.access import Access
+from gateway.devices.devices import Devices
+from gateway.devices.messages import Messages
+from gateway.devices.networks import Networks
+from gateway.devices.registry import Registry
+from gateway.http import error_middleware
+from gateway.realtime import endpoint
+from gateway.realtime.dispatcher import DISPATCHER_KEY, Context, Dispatcher
+from gateway.realtime.hub import Hub
+from gateway.store.db import Pool, create_pool
 from gateway.store.devices import DeviceStore
 from gateway.store.embedded import EmbeddedPostgres
+from gateway.store.messages import MessageStore
 from gateway.store.migrations import migrate
 from gateway.store.sessions import RevocationStore, SessionStore
 from gateway.store.users import UserStore
@@ -44,6 +55,27 @@ from gateway.store.users import UserStore
 log = logging.getLogger("gateway")
 
 BOOTSTRAP_ADMIN_EMAIL = "admin@localhost"
+
+
+@dataclass(slots=True)
+class Wiring:
+    """Everything start-up built, for whoever looks inside a running app (tests, tools)."""
+
+    settings: Settings
+    pool: Pool
+    bus: Bus
+    control: Control
+    keys: KeySet
+    view: RevocationView
+    revoker: Revoker
+    auth: AuthService
+    registry: Registry
+    hub: Hub
+    rest: Rest
+    realtime: Context
+
+
+WIRING_KEY: web.AppKey[Wiring] = web.AppKey("wiring", Wiring)
 
 
 def make_bus(settings: Settings) -> Bus:
@@ -78,9 +110,12 @@ async def _bootstrap_admin(settings: Settings, accounts: AccountService) -> None
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[error_middleware(passthrough={endpoint.WEBSOCKET_PATH})],
+        client_max_size=settings.max_body_bytes,
+    )
     ROUTES.install(app)
-    install_routes(app)
+    endpoint.install(app)
     app.cleanup_ctx.append(lambda app: _lifespan(app, settings))
     return app
 
@@ -150,28 +185,65 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
         accounts = AccountService(users, passwords, auth, control)
         await _bootstrap_admin(settings, accounts)
 
-        realtime = await start_realtime(app, settings, pool, control, auth, devices, users, stack)
+        registry = Registry(devices, users, control)
+        await registry.load()
+        hub = Hub(settings, bus, control, registry, view)
+        revoker.add_closer(hub.close_revoked)
+        messages = MessageStore(
+            pool, interval=settings.persist_interval, batch=settings.persist_batch
+        )
+        stack.push_async_callback(_stop_messages, hub, messages)
+        app.on_shutdown.append(lambda _app: hub.shutdown())
 
-        services = app[SERVICES_KEY] = Services(
+        access = Access(registry)
+        networks = Networks(devices=devices, users=users, control=control, access=access)
+        device_cases = Devices(devices=devices, registry=registry, control=control, access=access)
+        message_cases = Messages(messages=messages, access=access, publish=hub.publish, bus=bus)
+        rest = app[REST_KEY] = Rest(
+            settings=settings,
+            pool=pool,
+            bus=bus,
+            keys=keys,
+            users=users,
+            auth=auth,
+            accounts=accounts,
+            networks=networks,
+            devices=device_cases,
+            sessions=hub,
+        )
+        realtime = Context(
+            settings=settings,
+            auth=auth,
+            view=view,
+            registry=registry,
+            hub=hub,
+            access=access,
+            devices=device_cases,
+            messages=message_cases,
+        )
+        app[DISPATCHER_KEY] = Dispatcher(realtime)
+        app[WIRING_KEY] = Wiring(
             settings=settings,
             pool=pool,
             bus=bus,
             control=control,
             keys=keys,
-            users=users,
-            devices=devices,
             view=view,
             revoker=revoker,
             auth=auth,
-            accounts=accounts,
-            registry=realtime.registry,
-            hub=realtime.hub,
-            device_service=realtime.device_service,
+            registry=registry,
+            hub=hub,
+            rest=rest,
+            realtime=realtime,
         )
-        app[DISPATCHER_KEY] = Dispatcher(services)
         tasks = [
             asyncio.create_task(revoker.run(), name="revocation-reconcile"),
             asyncio.create_task(_maintenance(sessions, revoker, settings), name="maintenance"),
+            asyncio.create_task(messages.run(), name="message-writer"),
+            asyncio.create_task(_retention(messages, settings), name="retention"),
+            asyncio.create_task(
+                registry.refresh_forever(settings.reconcile_interval), name="registry-refresh"
+            ),
         ]
         try:
             yield
@@ -190,6 +262,21 @@ async def _maintenance(sessions: SessionStore, revoker: Revoker, settings: Setti
             await revoker.store.purge_expired()
         except (OSError, TimeoutError) as exc:
             log.warning("maintenance failed, will retry: %s", exc)
+
+
+async def _stop_messages(hub: Hub, messages: MessageStore) -> None:
+    """Sessions first (their last frames are written), then every acknowledged message."""
+    await hub.shutdown()
+    await messages.close()
+
+
+async def _retention(messages: MessageStore, settings: Settings) -> None:
+    while True:
+        try:
+            await messages.purge(time.time() - settings.retention)
+        except (OSError, TimeoutError) as exc:
+            log.warning("retention purge failed, will retry: %s", exc)
+        await asyncio.sleep(min(3600.0, settings.retention))
 
 
 def bootstrap_password_file(settings: Settings) -> Path:

@@ -1,6 +1,6 @@
-"""Domain errors that carry an HTTP-like status.
+"""Domain errors that carry an HTTP-like status, one class per kind of failure.
 
-Services raise these; the REST layer turns them into ``{message, request_id}`` bodies and the
+Use cases raise these; the REST layer turns them into ``{message, request_id}`` bodies and the
 WebSocket layer into ``{status: "error", code, error}`` replies: both faces agree on statuses.
 """
 
@@ -21,6 +21,20 @@ class BadRequest(GatewayError):
 
 class Unauthorized(GatewayError):
     status = 401
+
+
+class TokenExpired(Unauthorized):
+    """The token was valid but its ``exp`` has passed (a WebSocket closes with 4002)."""
+
+    def __init__(self, message: str = "Token expired") -> None:
+        super().__init__(message)
+
+
+class TokenRevoked(Unauthorized):
+    """The token, its login session, its user or its device was revoked (WebSocket: 4003)."""
+
+    def __init__(self, message: str = "Token revoked") -> None:
+        super().__init__(message)
 
 
 class Forbidden(GatewayError):

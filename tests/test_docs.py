@@ -6,7 +6,7 @@ from pathlib import Path
 
 from gateway.config import describe
 from gateway.config.describe import table_in
-from gateway.realtime.protocol import CloseCode
+from gateway.types import CloseCode
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

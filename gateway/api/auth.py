@@ -7,14 +7,15 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-from gateway.api.clientaddr import client_address
-from gateway.api.routing import ROUTES, Call, bearer_token, json_response, receipt_headers
-from gateway.api.schema import DEVICE_ID, Array, Int, Obj, OneOf, Str
+from gateway.api.routing import ROUTES, Call, bearer_token, receipt_headers
 from gateway.api.users import USER, user_json
-from gateway.auth.permissions import WILDCARD, Action, parse_actions
-from gateway.auth.service import MintRequest
+from gateway.auth.login import MintRequest
+from gateway.auth.permissions import parse_actions
 from gateway.auth.tokens import ACCESS
 from gateway.errors import NotFound, Unprocessable
+from gateway.http import client_address, json_response
+from gateway.schema import DEVICE_ID, Array, Int, Obj, OneOf, Str
+from gateway.types import WILDCARD, Action, RevocationReason
 
 LOGIN = Obj(
     {
@@ -116,8 +117,8 @@ async def login(call: Call) -> web.Response:
     names = [call.body[key] for key in ("email", "login", "username") if key in call.body]
     if len(names) != 1:
         raise Unprocessable("give exactly one of email, login or username")
-    address = client_address(call.request, call.services.settings.trusted_proxies)
-    pair = await call.services.auth.login(names[0], call.body["password"], address)
+    address = client_address(call.request, call.ctx.settings.trusted_proxies)
+    pair = await call.ctx.auth.login(names[0], call.body["password"], address)
     return json_response(pair.to_json())
 
 
@@ -129,7 +130,7 @@ async def login(call: Call) -> web.Response:
     responses={204: None, 401: None},
 )
 async def logout(call: Call) -> web.Response:
-    receipt = await call.services.auth.logout(call.principal)
+    receipt = await call.ctx.auth.logout(call.principal)
     return web.Response(status=204, headers=receipt_headers(receipt))
 
 
@@ -141,7 +142,9 @@ async def logout(call: Call) -> web.Response:
     responses={204: None, 401: None},
 )
 async def logout_all(call: Call) -> web.Response:
-    receipt = await call.services.auth.revoke_user(call.principal.user_id, "logout everywhere")
+    receipt = await call.ctx.auth.revoke_user(
+        call.principal.user_id, RevocationReason.LOGOUT_EVERYWHERE
+    )
     return web.Response(status=204, headers=receipt_headers(receipt))
 
 
@@ -155,7 +158,7 @@ async def logout_all(call: Call) -> web.Response:
     responses={200: TOKEN_PAIR, 401: None},
 )
 async def refresh(call: Call) -> web.Response:
-    pair = await call.services.auth.refresh(call.body["refresh_token"])
+    pair = await call.ctx.auth.refresh(call.body["refresh_token"])
     return json_response(pair.to_json())
 
 
@@ -177,7 +180,7 @@ async def create_token(call: Call) -> web.Response:
         device_ids=_wildcard_or(body.get("deviceIds"), "deviceIds"),
         expires_in=body.get("expires_in"),
     )
-    pair = await call.services.auth.mint(call.principal, request)
+    pair = await call.ctx.auth.mint(call.principal, request)
     return json_response(pair.to_json(), status=201)
 
 
@@ -193,7 +196,7 @@ async def token_info(call: Call) -> web.Response:
     return json_response(
         {
             "header": jwt.get_unverified_header(token),
-            "payload": call.services.auth.codec.decode(token, ACCESS),
+            "payload": call.ctx.auth.codec.decode(token, ACCESS),
         }
     )
 
@@ -207,7 +210,7 @@ async def token_info(call: Call) -> web.Response:
     responses={200: USER, 401: None},
 )
 async def me(call: Call) -> web.Response:
-    user = await call.services.users.get(call.principal.user_id)
+    user = await call.ctx.users.get(call.principal.user_id)
     if user is None:
         raise NotFound("User not found")
     return json_response(user_json(user))
@@ -226,15 +229,17 @@ async def revoke(call: Call) -> web.Response:
     given = [key for key in ("jti", "user_id", "device_id") if key in call.body]
     if len(given) != 1:
         raise Unprocessable("give exactly one of jti, user_id or device_id")
-    auth = call.services.auth
+    auth = call.ctx.auth
     if "jti" in call.body:
-        receipt = await auth.revoke_token(call.body["jti"], "revoked by an administrator")
+        receipt = await auth.revoke_token(call.body["jti"], RevocationReason.BY_ADMINISTRATOR)
     elif "user_id" in call.body:
-        if await call.services.users.get(call.body["user_id"]) is None:
+        if await call.ctx.users.get(call.body["user_id"]) is None:
             raise NotFound("User not found")
-        receipt = await auth.revoke_user(call.body["user_id"], "revoked by an administrator")
+        receipt = await auth.revoke_user(call.body["user_id"], RevocationReason.BY_ADMINISTRATOR)
     else:
-        receipt = await auth.revoke_device(call.body["device_id"], "revoked by an administrator")
+        receipt = await auth.revoke_device(
+            call.body["device_id"], RevocationReason.BY_ADMINISTRATOR
+        )
     return json_response(receipt.to_json())
 
 
@@ -247,4 +252,4 @@ async def revoke(call: Call) -> web.Response:
     responses={200: Obj({"keys": Array(Obj({}, additional=True))})},
 )
 async def jwks(call: Call) -> web.Response:
-    return json_response(call.services.keys.jwks())
+    return json_response(call.ctx.keys.jwks())

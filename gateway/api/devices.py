@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api.routing import ROUTES, Call, json_response
-from gateway.api.schema import DEVICE_ID, AnyJson, Array, Bool, Int, Obj, Str
-from gateway.auth.permissions import Action
+from gateway.api.routing import ROUTES, Call
+from gateway.http import json_response
+from gateway.schema import DEVICE_ID, AnyJson, Array, Bool, Int, Obj, Str
+from gateway.types import Action
 
 NETWORK = Obj(
     {"id": Int(), "name": Str(), "description": Str(nullable=True)},
@@ -53,7 +54,7 @@ NETWORK_ID = {"id": Int(minimum=1)}
     responses={201: NETWORK, 409: None},
 )
 async def create_network(call: Call) -> web.Response:
-    network = await call.services.device_service.create_network(
+    network = await call.ctx.networks.create_network(
         call.body["name"], call.body.get("description")
     )
     return json_response(network.to_json(), status=201)
@@ -68,7 +69,7 @@ async def create_network(call: Call) -> web.Response:
     responses={200: Obj({"networks": Array(NETWORK)}, required=["networks"])},
 )
 async def list_networks(call: Call) -> web.Response:
-    networks = await call.services.device_service.networks(call.principal)
+    networks = await call.ctx.networks.networks(call.principal)
     return json_response({"networks": [network.to_json() for network in networks]})
 
 
@@ -82,7 +83,7 @@ async def list_networks(call: Call) -> web.Response:
     responses={200: NETWORK, 404: None},
 )
 async def get_network(call: Call) -> web.Response:
-    network = await call.services.device_service.network(call.principal, call.params["id"])
+    network = await call.ctx.networks.network(call.principal, call.params["id"])
     return json_response(network.to_json())
 
 
@@ -97,7 +98,7 @@ async def get_network(call: Call) -> web.Response:
     responses={200: NETWORK, 404: None, 409: None},
 )
 async def update_network(call: Call) -> web.Response:
-    network = await call.services.device_service.update_network(call.params["id"], call.body)
+    network = await call.ctx.networks.update_network(call.params["id"], call.body)
     return json_response(network.to_json())
 
 
@@ -111,7 +112,7 @@ async def update_network(call: Call) -> web.Response:
     responses={204: None, 404: None},
 )
 async def delete_network(call: Call) -> web.Response:
-    await call.services.device_service.delete_network(call.params["id"])
+    await call.ctx.networks.delete_network(call.params["id"])
     return web.Response(status=204)
 
 
@@ -128,9 +129,7 @@ MEMBERSHIP = {"id": Int(minimum=1), "network_id": Int(minimum=1)}
     responses={204: None, 404: None},
 )
 async def add_membership(call: Call) -> web.Response:
-    await call.services.device_service.set_membership(
-        call.params["id"], call.params["network_id"], True
-    )
+    await call.ctx.networks.set_membership(call.params["id"], call.params["network_id"], True)
     return web.Response(status=204)
 
 
@@ -144,9 +143,7 @@ async def add_membership(call: Call) -> web.Response:
     responses={204: None, 404: None},
 )
 async def remove_membership(call: Call) -> web.Response:
-    await call.services.device_service.set_membership(
-        call.params["id"], call.params["network_id"], False
-    )
+    await call.ctx.networks.set_membership(call.params["id"], call.params["network_id"], False)
     return web.Response(status=204)
 
 
@@ -163,7 +160,7 @@ DEVICE_PATH = {"id": DEVICE_ID}
     responses={200: Obj({"devices": Array(DEVICE)}, required=["devices"])},
 )
 async def list_devices(call: Call) -> web.Response:
-    devices = await call.services.device_service.list_devices(
+    devices = await call.ctx.devices.list_devices(
         call.principal, call.query.get("limit", 1000), call.query.get("cursor", "")
     )
     return json_response({"devices": [device.to_json() for device in devices]})
@@ -179,9 +176,7 @@ async def list_devices(call: Call) -> web.Response:
     responses={200: DEVICE, 404: None},
 )
 async def get_device(call: Call) -> web.Response:
-    device = await call.services.device_service.device_for(
-        call.principal, call.params["id"], Action.GetDevice
-    )
+    device = await call.ctx.devices.device_for(call.principal, call.params["id"], Action.GetDevice)
     return json_response(device.to_json())
 
 
@@ -196,7 +191,7 @@ async def get_device(call: Call) -> web.Response:
     responses={200: DEVICE, 201: DEVICE, 422: None},
 )
 async def save_device(call: Call) -> web.Response:
-    device, created = await call.services.device_service.save_device(
+    device, created = await call.ctx.devices.save_device(
         call.principal, call.params["id"], call.body
     )
     return json_response(device.to_json(), status=201 if created else 200)
@@ -212,5 +207,5 @@ async def save_device(call: Call) -> web.Response:
     responses={204: None, 404: None},
 )
 async def delete_device(call: Call) -> web.Response:
-    await call.services.device_service.delete_device(call.principal, call.params["id"])
+    await call.ctx.devices.delete_device(call.principal, call.params["id"])
     return web.Response(status=204)

@@ -8,8 +8,9 @@ from typing import Any
 from aiohttp import web
 
 import gateway
-from gateway.api.routing import ROUTES, Call, Route, json_response
-from gateway.api.schema import Bool, Obj, Str
+from gateway.api.routing import ROUTES, Call, Route
+from gateway.http import json_response
+from gateway.schema import Bool, Obj, Str
 
 ERROR = Obj(
     {"message": Str(), "request_id": Str()},
@@ -55,16 +56,16 @@ async def healthz(call: Call) -> web.Response:
     responses={200: Obj({"database": Bool(), "bus": Bool(), "instance": Str()}), 503: None},
 )
 async def readyz(call: Call) -> web.Response:
-    services = call.services
+    ctx = call.ctx
     try:
         async with asyncio.timeout(2):
-            database = await services.pool.fetchval("SELECT true") is True
+            database = await ctx.pool.fetchval("SELECT true") is True
     except (OSError, TimeoutError, Exception):  # noqa: BLE001 - any failure means not ready
         database = False
-    bus = services.bus.healthy
+    bus = ctx.bus.healthy
     status = 200 if database and bus else 503
     return json_response(
-        {"database": database, "bus": bus, "instance": services.settings.instance_id}, status
+        {"database": database, "bus": bus, "instance": ctx.settings.instance_id}, status
     )
 
 

@@ -1,4 +1,4 @@
-"""Route declarations, the per-request Call, and the middleware that makes every error JSON.
+"""REST route declarations and the per-request Call: what a handler gets and may use.
 
 A route is declared once with its body, parameters, permission and responses; the same
 declaration validates requests, checks rights and writes the OpenAPI document.
@@ -6,46 +6,68 @@ declaration validates requests, checks rights and writes the OpenAPI document.
 
 from __future__ import annotations
 
-import logging
-import re
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
 
-from gateway.api.schema import Obj, Schema
-from gateway.auth.permissions import Action, Principal
+from gateway.auth.accounts import AccountService
+from gateway.auth.login import AuthService
 from gateway.auth.revoker import Receipt
+from gateway.auth.tokens import KeySet
+from gateway.bus.base import Bus
+from gateway.config import Settings
+from gateway.devices.devices import Devices
+from gateway.devices.networks import Networks
 from gateway.errors import (
     BadRequest,
     Forbidden,
-    GatewayError,
     PayloadTooLarge,
-    TooManyRequests,
     Unauthorized,
     UnsupportedMediaType,
 )
+from gateway.http import REQUEST_ID_KEY
+from gateway.schema import Obj, Schema
+from gateway.store.db import Pool
+from gateway.store.users import UserStore
+from gateway.types import Action, Principal
 
-if TYPE_CHECKING:
-    from gateway.services import Services
 
-log = logging.getLogger("gateway.api")
+class LiveSessions(Protocol):
+    """This instance's live WebSocket sessions, as the admin REST view sees them."""
 
-REQUEST_ID = "X-Request-ID"
-_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-SERVICES_KEY: web.AppKey[Services] = web.AppKey("services")
-REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id", str)
+    def describe_all(self) -> list[dict[str, Any]]: ...
+
+    def terminate(self, session_id: str) -> bool: ...
+
+
+@dataclass(slots=True)
+class Rest:
+    """What REST handlers may use: the use cases and the few parts they read directly."""
+
+    settings: Settings
+    pool: Pool
+    bus: Bus
+    keys: KeySet
+    users: UserStore
+    auth: AuthService
+    accounts: AccountService
+    networks: Networks
+    devices: Devices
+    sessions: LiveSessions
+
+
+REST_KEY: web.AppKey[Rest] = web.AppKey("rest", Rest)
 
 
 @dataclass(slots=True)
 class Call:
-    """What a handler gets: the request, validated input and the caller."""
+    """What a handler gets: the request, validated input, the caller, and what it may use."""
 
     request: web.Request
-    services: Services
+    ctx: Rest
     request_id: str
     body: dict[str, Any]
     params: dict[str, Any]
@@ -122,14 +144,6 @@ class RouteTable:
 ROUTES = RouteTable()
 
 
-def json_response(
-    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
-    )
-
-
 def receipt_headers(receipt: Receipt | None) -> dict[str, str]:
     """A revocation's receipt on responses whose body is fixed (204s, user objects)."""
     if receipt is None:
@@ -155,7 +169,7 @@ def bearer_token(request: web.Request) -> str:
 async def _read_body(request: web.Request, schema: Obj) -> dict[str, Any]:
     if request.content_type != "application/json":
         raise UnsupportedMediaType("Content-Type must be application/json")
-    max_size = request.app[SERVICES_KEY].settings.max_body_bytes
+    max_size = request.app[REST_KEY].settings.max_body_bytes
     if request.content_length is not None and request.content_length > max_size:
         raise PayloadTooLarge(f"Request body must be at most {max_size} bytes")
     try:
@@ -174,10 +188,10 @@ async def _read_body(request: web.Request, schema: Obj) -> dict[str, Any]:
 
 def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
-        services = request.app[SERVICES_KEY]
+        ctx = request.app[REST_KEY]
         principal = None
         if route.auth:
-            principal = services.auth.authenticate(bearer_token(request))
+            principal = ctx.auth.authenticate(bearer_token(request))
             if route.permission is not None and not principal.may(route.permission):
                 raise Forbidden(f"Missing permission: {route.permission.name}")
         params = {
@@ -195,7 +209,7 @@ def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespo
         body = await _read_body(request, route.body) if route.body is not None else {}
         call = Call(
             request=request,
-            services=services,
+            ctx=ctx,
             request_id=request[REQUEST_ID_KEY],
             body=body,
             params=params,
@@ -205,68 +219,3 @@ def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespo
         return await route.handler(call)
 
     return endpoint
-
-
-def _error(
-    status: int, message: str, request_id: str, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    return json_response({"message": message, "request_id": request_id}, status, headers)
-
-
-def request_id_of(request: web.Request) -> str:
-    """The client's X-Request-ID when it is sane, else a fresh one."""
-    incoming = request.headers.get(REQUEST_ID, "")
-    return incoming if _CLIENT_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-
-
-def error_response(status: int, message: str, request_id: str) -> web.Response:
-    response = _error(status, message, request_id)
-    response.headers[REQUEST_ID] = request_id
-    return response
-
-
-WEBSOCKET_PATH = "/v1/ws"
-
-Endpoint = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-def error_middleware(request: web.Request, handler: Endpoint) -> Awaitable[web.StreamResponse]:
-    """REST requests go through ``_answer``. A WebSocket is handed its handler's own coroutine:
-    a middleware that awaited it would keep a frame alive for the life of every socket (the
-    WebSocket endpoint sets its request id and formats its errors itself)."""
-    if request.path == WEBSOCKET_PATH:
-        return handler(request)
-    return _answer(request, handler)
-
-
-async def _answer(request: web.Request, handler: Endpoint) -> web.StreamResponse:
-    """Request ids on every response; every failure as ``{message, request_id}``; never a 500
-    with details."""
-    request_id = request_id_of(request)
-    request[REQUEST_ID_KEY] = request_id
-    try:
-        response = await handler(request)
-    except TooManyRequests as exc:
-        response = _error(
-            exc.status, exc.message, request_id, {"Retry-After": str(exc.retry_after)}
-        )
-    except GatewayError as exc:
-        response = _error(exc.status, exc.message, request_id)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        message = {404: "Not found", 405: f"Method {request.method} not allowed"}.get(
-            exc.status, exc.reason
-        )
-        response = _error(exc.status, message, request_id)
-        if exc.status == 405 and "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
-    except Exception:
-        log.exception(
-            "unhandled error in %s %s (request %s)", request.method, request.path, request_id
-        )
-        response = _error(500, "Internal server error", request_id)
-    if not response.prepared:
-        response.headers[REQUEST_ID] = request_id
-    return response

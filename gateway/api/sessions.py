@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api.routing import ROUTES, Call, json_response
-from gateway.api.schema import AnyJson, Array, Obj, Str
-from gateway.auth.permissions import Action
+from gateway.api.routing import ROUTES, Call
 from gateway.errors import NotFound
+from gateway.http import json_response
+from gateway.schema import AnyJson, Array, Obj, Str
+from gateway.types import Action
 
 SESSION = Obj(
     {
@@ -33,12 +34,8 @@ SESSION = Obj(
     responses={200: Obj({"instance": Str(), "sessions": Array(SESSION)})},
 )
 async def list_sessions(call: Call) -> web.Response:
-    hub = call.services.hub
     return json_response(
-        {
-            "instance": call.services.settings.instance_id,
-            "sessions": [session.describe() for session in hub.sessions.values()],
-        }
+        {"instance": call.ctx.settings.instance_id, "sessions": call.ctx.sessions.describe_all()}
     )
 
 
@@ -52,6 +49,6 @@ async def list_sessions(call: Call) -> web.Response:
     responses={204: None, 404: None},
 )
 async def delete_session(call: Call) -> web.Response:
-    if not call.services.hub.terminate(call.params["id"]):
+    if not call.ctx.sessions.terminate(call.params["id"]):
         raise NotFound("Session not found on this instance")
     return web.Response(status=204)

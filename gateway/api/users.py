@@ -6,11 +6,11 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.api.routing import ROUTES, Call, json_response, receipt_headers
-from gateway.api.schema import Array, Int, Obj, Str
-from gateway.auth.permissions import Action
+from gateway.api.routing import ROUTES, Call, receipt_headers
 from gateway.errors import Forbidden, NotFound
-from gateway.store.users import User
+from gateway.http import json_response
+from gateway.schema import Array, Int, Obj, Str
+from gateway.types import Action, User
 
 EMAIL = Str(min_length=3, max_length=320, pattern=r"[^@\s]+@[^@\s]+", format="email")
 PASSWORD = Str(min_length=8, max_length=1024, description="at least 8 characters")
@@ -83,7 +83,7 @@ def _self_or_manager(call: Call, user_id: int, own_action: Action) -> None:
 )
 async def create_user(call: Call) -> web.Response:
     body = call.body
-    user = await call.services.accounts.create(
+    user = await call.ctx.accounts.create(
         name=body["name"],
         email=body["email"],
         password=body["password"],
@@ -105,7 +105,7 @@ async def create_user(call: Call) -> web.Response:
 async def list_users(call: Call) -> web.Response:
     limit = call.query.get("limit", 100)
     after = int(call.query.get("cursor", "0"))
-    users = await call.services.users.page(limit + 1, after)
+    users = await call.ctx.users.page(limit + 1, after)
     more = len(users) > limit
     users = users[:limit]
     return json_response(
@@ -126,7 +126,7 @@ async def list_users(call: Call) -> web.Response:
 )
 async def get_user(call: Call) -> web.Response:
     _self_or_manager(call, call.params["id"], Action.GetCurrentUser)
-    user = await call.services.users.get(call.params["id"])
+    user = await call.ctx.users.get(call.params["id"])
     if user is None:
         raise NotFound("User not found")
     return json_response(user_json(user))
@@ -149,7 +149,7 @@ async def update_user(call: Call) -> web.Response:
         beyond = sorted(set(body) - {"name", "password"})
         if beyond:
             raise Forbidden(f"Changing {', '.join(beyond)} needs ManageUser")
-    user, receipt = await call.services.accounts.update(
+    user, receipt = await call.ctx.accounts.update(
         user_id,
         name=body.get("name"),
         password=body.get("password"),
@@ -170,5 +170,5 @@ async def update_user(call: Call) -> web.Response:
     responses={204: None, 404: None},
 )
 async def delete_user(call: Call) -> web.Response:
-    receipt = await call.services.accounts.delete(call.params["id"])
+    receipt = await call.ctx.accounts.delete(call.params["id"])
     return web.Response(status=204, headers=receipt_headers(receipt))

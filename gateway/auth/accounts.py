@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from gateway.auth.login import AuthService
 from gateway.auth.passwords import Passwords
 from gateway.auth.revoker import Receipt
-from gateway.auth.service import AuthService
 from gateway.bus.control import MEMBERSHIP, Control
 from gateway.errors import NotFound
-from gateway.store.users import User, UserStore
+from gateway.store.users import UserStore
+from gateway.types import RevocationReason, User
 
 
 class AccountService:
@@ -82,14 +83,14 @@ class AccountService:
         reasons = [
             reason
             for key, reason in (
-                ("password_hash", "password changed"),
-                ("role", "role changed"),
-                ("status", "user disabled"),
+                ("password_hash", RevocationReason.PASSWORD_CHANGED),
+                ("role", RevocationReason.ROLE_CHANGED),
+                ("status", RevocationReason.USER_DISABLED),
             )
             if key in changes and not (key == "status" and after.active)
         ]
         if reasons:
-            receipt = await self.auth.revoke_user(user_id, ", ".join(reasons))
+            receipt = await self.auth.revoke_user(user_id, *reasons)
         if network_ids is not None and set(after.network_ids) != set(before.network_ids):
             self._memberships_changed(user_id, after.network_ids)
         return after, receipt
@@ -98,4 +99,4 @@ class AccountService:
         if not await self.users.delete(user_id):
             raise NotFound("User not found")
         self._memberships_changed(user_id, ())
-        return await self.auth.revoke_user(user_id, "user deleted")
+        return await self.auth.revoke_user(user_id, RevocationReason.USER_DELETED)

@@ -8,53 +8,8 @@ so a lost pub/sub message delays a revocation by at most the reconciliation inte
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
 
-from gateway.auth.permissions import Principal
-
-Kind = Literal["jti", "sid", "user", "device"]
-KINDS: tuple[Kind, ...] = ("jti", "sid", "user", "device")
-
-
-@dataclass(frozen=True, slots=True)
-class Revocation:
-    kind: Kind
-    subject: str
-    reason: str
-    revoked_at: float
-    expires_at: float
-
-    def covers(self, principal: Principal) -> bool:
-        """Whether this revocation ends the rights of a token."""
-        if self.kind == "jti":
-            return principal.jti == self.subject
-        if self.kind == "sid":
-            return principal.sid == self.subject
-        if self.kind == "user":
-            return str(principal.user_id) == self.subject and principal.issued_at < self.revoked_at
-        devices = principal.scope.device_ids
-        return (
-            devices is not None
-            and self.subject in devices
-            and principal.issued_at < self.revoked_at
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Revocation:
-        kind = data["kind"]
-        if kind not in KINDS:
-            raise ValueError(f"unknown revocation kind {kind!r}")
-        return cls(
-            kind=kind,
-            subject=str(data["subject"]),
-            reason=str(data["reason"]),
-            revoked_at=float(data["revoked_at"]),
-            expires_at=float(data["expires_at"]),
-        )
+from gateway.types import Principal, Revocation
 
 
 class RevocationView:

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.auth.revocation import Revocation, RevocationView
+from gateway.auth.revocation import RevocationView
 from gateway.bus.control import Control
 from gateway.store.sessions import RevocationStore
+from gateway.types import Revocation
 
 log = logging.getLogger(__name__)
 

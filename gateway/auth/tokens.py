@@ -24,9 +24,9 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from gateway.auth.permissions import WILDCARD, Action, Principal, Scope
 from gateway.config import ConfigError, Settings
-from gateway.errors import Unauthorized
+from gateway.errors import TokenExpired, Unauthorized
+from gateway.types import WILDCARD, Action, Principal, Scope
 
 ACCESS = "access"
 REFRESH = "refresh"
@@ -224,7 +224,7 @@ class TokenCodec:
         return IssuedToken(token=token, jti=jti, issued_at=issued_at, expires_at=expires_at)
 
     def decode(self, token: str, typ: str) -> dict[str, Any]:
-        """Verified claims, or Unauthorized with "Token expired" / "Invalid token"."""
+        """Verified claims, or TokenExpired, or Unauthorized ("Invalid token")."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -243,7 +243,7 @@ class TokenCodec:
                 options={"require": _REQUIRED_CLAIMS},
             )
         except jwt.ExpiredSignatureError:
-            raise Unauthorized("Token expired") from None
+            raise TokenExpired() from None
         except jwt.InvalidTokenError:
             raise Unauthorized("Invalid token") from None
         if claims.get("typ") != typ:

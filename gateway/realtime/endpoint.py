@@ -6,23 +6,17 @@ import logging
 
 from aiohttp import WSMsgType, web
 
-from gateway.api.clientaddr import client_address
-from gateway.api.routing import (
-    REQUEST_ID,
-    SERVICES_KEY,
-    error_response,
-    request_id_of,
-)
 from gateway.errors import GatewayError
-from gateway.realtime.actions import Dispatcher, authenticate_session
-from gateway.realtime.protocol import CloseCode
+from gateway.http import REQUEST_ID, client_address, error_response, request_id_of
+from gateway.realtime import actions  # noqa: F401 - registers every action
+from gateway.realtime.actions.auth import authenticate_session
+from gateway.realtime.dispatcher import DISPATCHER_KEY
 from gateway.realtime.session import Session
+from gateway.types import close_code_for
 
 log = logging.getLogger(__name__)
-DISPATCHER_KEY: web.AppKey[Dispatcher] = web.AppKey("dispatcher", Dispatcher)
-"""One dispatcher serves every socket (it holds no per-session state)."""
 
-_CLOSE_FOR = {"Token expired": CloseCode.TOKEN_EXPIRED, "Token revoked": CloseCode.TOKEN_REVOKED}
+WEBSOCKET_PATH = "/v1/ws"
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -33,9 +27,10 @@ def _bearer(request: web.Request) -> str | None:
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
-    services = request.app[SERVICES_KEY]
-    settings = services.settings
-    hub = services.hub
+    dispatcher = request.app[DISPATCHER_KEY]
+    ctx = dispatcher.ctx
+    settings = ctx.settings
+    hub = ctx.hub
     request_id = request_id_of(request)
     if hub.shutting_down:
         return error_response(503, "Server shutting down", request_id)
@@ -49,16 +44,15 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         await ws.prepare(request)
     except web.HTTPException as exc:
         return error_response(exc.status, "Expected a WebSocket upgrade request", request_id)
-    session = Session(ws, hub, client_address(request, settings.trusted_proxies))
+    session = Session(ws, hub.session_env, client_address(request, settings.trusted_proxies))
     hub.add(session)
-    dispatcher = request.app[DISPATCHER_KEY]
     try:
         token = _bearer(request)
         if token is not None:
             try:
-                await authenticate_session(services, session, token)
+                await authenticate_session(ctx, session, token)
             except GatewayError as exc:
-                session.close(_CLOSE_FOR.get(exc.message, CloseCode.INVALID_TOKEN), exc.message)
+                session.close(close_code_for(exc), exc.message)
         async for message in ws:
             if message.type is WSMsgType.TEXT or message.type is WSMsgType.BINARY:
                 await dispatcher.handle(session, message.data)
@@ -67,3 +61,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     finally:
         hub.remove(session)
     return ws
+
+
+def install(app: web.Application) -> None:
+    """Route /v1/ws; its dispatcher (under DISPATCHER_KEY) is set at start-up."""
+    app.router.add_get(WEBSOCKET_PATH, websocket)

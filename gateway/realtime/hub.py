@@ -17,17 +17,25 @@ from typing import Any
 
 import orjson
 
-from gateway.auth.permissions import Action, Principal
-from gateway.auth.revocation import Revocation, RevocationView
+from gateway.auth.revocation import RevocationView
 from gateway.bus.base import Bus
 from gateway.bus.control import MEMBERSHIP, NETWORK_CREATED, NETWORK_DELETED, Control
 from gateway.config import Settings
+from gateway.devices.registry import RESYNCED, Registry
 from gateway.realtime.deadlines import Deadlines
 from gateway.realtime.index import Index
-from gateway.realtime.protocol import CloseCode, push
-from gateway.realtime.registry import RESYNCED, Registry
-from gateway.realtime.session import COMMAND, NOTIFICATION, Session, Subscription
-from gateway.store.messages import Command, Notification
+from gateway.realtime.protocol import push
+from gateway.realtime.session import Limits, Session, SessionEnv, Subscription
+from gateway.types import (
+    COMMAND,
+    NOTIFICATION,
+    Action,
+    CloseCode,
+    Command,
+    Notification,
+    Principal,
+    Revocation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +77,9 @@ class Hub:
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.shutting_down = False
+        self.session_env = SessionEnv(
+            limits=Limits.from_settings(settings), closing=self.deadlines.cancel, spawn=self.spawn
+        )
         control.set_data_handler(self.deliver)
         registry.listen(self._on_registry)
 
@@ -151,6 +162,10 @@ class Hub:
                 ):
                     closed += 1
         return closed
+
+    def describe_all(self) -> list[dict[str, Any]]:
+        instance = self.settings.instance_id
+        return [session.describe(instance) for session in self.sessions.values()]
 
     def terminate(self, session_id: str) -> bool:
         session = self.sessions.get(int(session_id)) if session_id.isdigit() else None

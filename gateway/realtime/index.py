@@ -1,5 +1,7 @@
-"""A multimap that stores a lone value as itself: most keys (a token id, a login session, a
-user) map to one live session, and a one-element set costs ten times the slot."""
+"""A multimap that stores a lone value as itself, not in a one-element set.
+
+Most keys (a token id, a login session, a user) map to one live session, and a one-element set
+costs ten times the slot."""
 
 from __future__ import annotations
 

@@ -1,38 +1,12 @@
-"""The WebSocket wire protocol (DeviceHive's envelope), close codes and timestamps."""
+"""The WebSocket wire protocol: DeviceHive's envelope of replies and pushes.
+
+Close codes are domain types (``gateway.types.CloseCode``)."""
 
 from __future__ import annotations
 
-import enum
 from typing import Any
 
 import orjson
-
-
-class CloseCode(enum.IntEnum):
-    """Every code the server closes with. 4000-range where RFC 6455 has none."""
-
-    GOING_AWAY = 1001
-    """The server is shutting down; reconnect to another instance."""
-    POLICY_VIOLATION = 1008
-    """Too many consecutive error replies."""
-    MESSAGE_TOO_BIG = 1009
-    """An inbound message exceeded the size limit."""
-    INTERNAL_ERROR = 1011
-    """An unexpected server error (never expected; reported in the server log)."""
-    AUTH_TIMEOUT = 4000
-    """Not authenticated within the authentication timeout."""
-    INVALID_TOKEN = 4001
-    """The token on the upgrade request was invalid."""
-    TOKEN_EXPIRED = 4002
-    """The token expired and no fresh one came within the grace window."""
-    TOKEN_REVOKED = 4003
-    """The token was revoked (logout, user disabled/deleted, role or password changed)."""
-    SESSION_TERMINATED = 4004
-    """An administrator ended the session (DELETE /v1/sessions/{id})."""
-    SLOW_CONSUMER = 4008
-    """The client did not read fast enough; its outbound queue hit the limit."""
-    RATE_LIMITED = 4029
-    """The client kept sending above its message rate after being told to slow down."""
 
 
 def success(action: str, request_id: Any, payload: dict[str, Any] | None = None) -> bytes:

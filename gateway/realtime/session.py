@@ -12,22 +12,16 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from gateway.auth.permissions import Principal
-from gateway.realtime.protocol import CloseCode
-
-if TYPE_CHECKING:
-    from gateway.realtime.hub import Hub
+from gateway.config import Settings
+from gateway.types import CloseCode, Principal
 
 log = logging.getLogger(__name__)
-
-NOTIFICATION = "notification"
-COMMAND = "command"
 
 
 @dataclass(slots=True, eq=False)
@@ -74,6 +68,35 @@ class Subscription:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-session bounds: the inbound token bucket and the outbound queue."""
+
+    burst: int
+    rate: float
+    queue_messages: int
+    queue_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            burst=settings.ws_burst,
+            rate=settings.ws_rate,
+            queue_messages=settings.ws_queue_messages,
+            queue_bytes=settings.ws_queue_bytes,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnv:
+    """What every session of an instance shares (one object, one slot per session): its limits,
+    the hook told when a session starts closing, and the spawner of its close task."""
+
+    limits: Limits
+    closing: Callable[[Session], None]
+    spawn: Callable[[Coroutine[Any, Any, Any]], None]
+
+
 _SESSION_IDS = itertools.count(1)
 """Session ids are unique per instance (GET/DELETE /v1/sessions act on one instance)."""
 
@@ -88,9 +111,9 @@ class Session:
         "_writer",
         "closing",
         "connected_at",
+        "env",
         "errors",
         "expired",
-        "hub",
         "id",
         "principal",
         "rejected",
@@ -99,10 +122,10 @@ class Session:
         "ws",
     )
 
-    def __init__(self, ws: web.WebSocketResponse, hub: Hub, remote: str | None) -> None:
+    def __init__(self, ws: web.WebSocketResponse, env: SessionEnv, remote: str | None) -> None:
         self.id = next(_SESSION_IDS)
         self.ws = ws
-        self.hub = hub
+        self.env = env
         self.remote = remote
         self.principal: Principal | None = None
         self.subscriptions: dict[int, Subscription] = {}
@@ -114,7 +137,7 @@ class Session:
         self._queue: deque[bytes] | None = None
         self._queued_bytes = 0
         self._writer: asyncio.Task[None] | None = None
-        self._rate_tokens = float(hub.settings.ws_burst)
+        self._rate_tokens = float(env.limits.burst)
         self._rate_at = time.monotonic()
 
     # -- rights ----------------------------------------------------------------------------
@@ -127,11 +150,11 @@ class Session:
     # -- rate limit ------------------------------------------------------------------------
 
     def take_token(self) -> bool:
-        """Token bucket: refills at ws_rate per second up to ws_burst."""
+        """Token bucket: refills at ``rate`` per second up to ``burst``."""
         now = time.monotonic()
-        settings = self.hub.settings
+        limits = self.env.limits
         self._rate_tokens = min(
-            float(settings.ws_burst), self._rate_tokens + (now - self._rate_at) * settings.ws_rate
+            float(limits.burst), self._rate_tokens + (now - self._rate_at) * limits.rate
         )
         self._rate_at = now
         if self._rate_tokens >= 1.0:
@@ -150,8 +173,8 @@ class Session:
             queue = self._queue = deque()
         queue.append(data)
         self._queued_bytes += len(data)
-        settings = self.hub.settings
-        if len(queue) > settings.ws_queue_messages or self._queued_bytes > settings.ws_queue_bytes:
+        limits = self.env.limits
+        if len(queue) > limits.queue_messages or self._queued_bytes > limits.queue_bytes:
             queue.clear()
             self._queued_bytes = 0
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbound queue full")
@@ -165,10 +188,9 @@ class Session:
         queue = self._queue
         if not queue:
             return False
-        settings = self.hub.settings
+        limits = self.env.limits
         return (
-            len(queue) * 2 >= settings.ws_queue_messages
-            or self._queued_bytes * 2 >= settings.ws_queue_bytes
+            len(queue) * 2 >= limits.queue_messages or self._queued_bytes * 2 >= limits.queue_bytes
         )
 
     async def _drain(self) -> None:
@@ -203,8 +225,8 @@ class Session:
         if self.closing:
             return False
         self.closing = True
-        self.hub.deadlines.cancel(self)
-        self.hub.spawn(self._close(code, reason))
+        self.env.closing(self)
+        self.env.spawn(self._close(code, reason))
         return True
 
     async def _close(self, code: int, reason: str) -> None:
@@ -214,7 +236,7 @@ class Session:
         except (TimeoutError, ConnectionError, RuntimeError) as exc:
             log.debug("session %s: close failed: %s", self.id, exc)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, instance: str) -> dict[str, Any]:
         principal = self.principal
         return {
             "id": str(self.id),
@@ -224,7 +246,7 @@ class Session:
             "deviceIds": _scope(None if principal is None else principal.scope.device_ids),
             "remote": self.remote,
             "connected_at": self.connected_at,
-            "instance": self.hub.settings.instance_id,
+            "instance": instance,
             "subscriptions": [sub.to_json() for sub in self.subscriptions.values()],
         }
 

@@ -1,56 +1,15 @@
-"""Networks and devices."""
+"""The repository of networks and devices."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from gateway.errors import Conflict, Unprocessable
 from gateway.store.db import Pool
-
-
-@dataclass(frozen=True, slots=True)
-class Network:
-    id: int
-    name: str
-    description: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "description": self.description}
-
-
-@dataclass(frozen=True, slots=True)
-class Device:
-    id: str
-    name: str
-    data: Any
-    network_id: int
-    device_type_id: int | None
-    is_blocked: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "data": self.data,
-            "networkId": self.network_id,
-            "deviceTypeId": self.device_type_id,
-            "isBlocked": self.is_blocked,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Device:
-        return cls(
-            id=data["id"],
-            name=data["name"],
-            data=data.get("data"),
-            network_id=data["networkId"],
-            device_type_id=data.get("deviceTypeId"),
-            is_blocked=data.get("isBlocked", False),
-        )
+from gateway.types import Device, Network
 
 
 def _network(row: asyncpg.Record) -> Network:
@@ -122,12 +81,6 @@ class DeviceStore:
         if deleted == "DELETE 0":
             return None
         return [row["id"] for row in devices]
-
-    async def member_ids(self, network_id: int) -> list[int]:
-        rows = await self.pool.fetch(
-            "SELECT user_id FROM user_networks WHERE network_id = $1", network_id
-        )
-        return [row["user_id"] for row in rows]
 
     # -- devices ---------------------------------------------------------------------------
 

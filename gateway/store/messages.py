@@ -11,82 +11,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 
-from gateway.clock import at, iso
+from gateway.clock import at
 from gateway.store.db import Pool
+from gateway.types import COMMAND, NOTIFICATION, Command, Notification
 
 log = logging.getLogger(__name__)
 
 _BLOCK = 1000  # the sequence's INCREMENT BY
-
-
-@dataclass(frozen=True, slots=True)
-class Notification:
-    id: int
-    device_id: str
-    network_id: int
-    device_type_id: int | None
-    notification: str
-    parameters: Any
-    timestamp: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "deviceId": self.device_id,
-            "networkId": self.network_id,
-            "deviceTypeId": self.device_type_id,
-            "notification": self.notification,
-            "parameters": self.parameters,
-            "timestamp": iso(self.timestamp),
-        }
-
-    @property
-    def name(self) -> str:
-        return self.notification
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    id: int
-    device_id: str
-    network_id: int
-    device_type_id: int | None
-    user_id: int | None
-    command: str
-    parameters: Any
-    lifetime: int | None
-    status: str | None
-    result: Any
-    timestamp: float
-    last_updated: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "deviceId": self.device_id,
-            "networkId": self.network_id,
-            "deviceTypeId": self.device_type_id,
-            "userId": self.user_id,
-            "command": self.command,
-            "parameters": self.parameters,
-            "lifetime": self.lifetime,
-            "timestamp": iso(self.timestamp),
-            "lastUpdated": iso(self.last_updated),
-            "status": self.status,
-            "result": self.result,
-        }
-
-    @property
-    def name(self) -> str:
-        return self.command
-
-    def updated(self, status: str | None, result: Any, now: float) -> Command:
-        return replace(self, status=status, result=result, last_updated=now)
 
 
 def _dumps(value: Any) -> str | None:
@@ -146,7 +81,7 @@ class MessageStore:
 
     def pending(self, kind: str) -> list[Notification | Command]:
         """What is acknowledged but not yet written (``kind``: notification or command)."""
-        items = self._notifications if kind == "notification" else self._commands
+        items = self._notifications if kind == NOTIFICATION else self._commands
         return list(items.values())
 
     async def flush(self) -> None:
@@ -297,6 +232,6 @@ def _command(row: Any) -> Command:
 
 
 _KINDS: dict[str, tuple[str, str, Callable[[Any], Notification | Command]]] = {
-    "notification": ("notifications", "notification", _notification),
-    "command": ("commands", "command", _command),
+    NOTIFICATION: ("notifications", "notification", _notification),
+    COMMAND: ("commands", "command", _command),
 }

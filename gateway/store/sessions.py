@@ -1,4 +1,4 @@
-"""Login sessions (refresh families), refresh tokens and revocations."""
+"""The repository of login sessions (refresh families), refresh tokens and revocations."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import enum
 import uuid
 from datetime import datetime
 
-from gateway.auth.revocation import Revocation
 from gateway.clock import at
 from gateway.store.db import Pool
+from gateway.types import Revocation
 
 
 class Consumed(enum.Enum):

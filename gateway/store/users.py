@@ -1,34 +1,15 @@
-"""Users and their network memberships."""
+"""The repository of users and their network memberships."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from gateway.errors import Conflict, Unprocessable
 from gateway.store.db import Connection, Pool
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    id: int
-    name: str
-    email: str
-    role: str
-    status: str
-    password_hash: str
-    created_at: datetime
-    updated_at: datetime
-    network_ids: tuple[int, ...]
-
-    @property
-    def active(self) -> bool:
-        return self.status == "active"
-
+from gateway.types import User
 
 _SELECT = """
     SELECT u.*, coalesce(array(SELECT network_id FROM user_networks m

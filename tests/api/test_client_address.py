@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp.test_utils import make_mocked_request
 
-from gateway.api.clientaddr import client_address
+from gateway.http import client_address
 from tests.conftest import AppFactory, create_user, login
 
 LOCAL = (ipaddress.ip_network("127.0.0.0/8"),)

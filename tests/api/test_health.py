@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from gateway.api.routing import SERVICES_KEY
+from gateway.app import WIRING_KEY
 from tests.conftest import AppFactory
 from tests.support.http import expect_json
 
@@ -16,14 +16,14 @@ async def test_healthz(client: TestClient[Any, Any]) -> None:
 
 
 async def test_readyz_reports_the_database_and_the_bus(client: TestClient[Any, Any]) -> None:
-    instance = client.server.app[SERVICES_KEY].settings.instance_id
+    instance = client.server.app[WIRING_KEY].settings.instance_id
     body = await expect_json(await client.get("/readyz"), 200)
     assert body == {"database": True, "bus": True, "instance": instance}
 
 
 async def test_readyz_is_503_when_the_database_is_gone(make_client: AppFactory) -> None:
     client = await make_client()
-    services = client.server.app[SERVICES_KEY]
+    services = client.server.app[WIRING_KEY]
     await services.pool.close()
     assert await expect_json(await client.get("/healthz"), 200) == {"status": "ok"}
     body = await expect_json(await client.get("/readyz"), 503)

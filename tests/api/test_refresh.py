@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from gateway.auth.permissions import ALL_ACTIONS, Action
+from gateway.auth.permissions import ALL_ACTIONS
+from gateway.types import Action
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, bearer, create_user, login
 from tests.support.http import (
     PAIR_KEYS,

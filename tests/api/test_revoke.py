@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from gateway.api.routing import SERVICES_KEY
+from gateway.app import WIRING_KEY
 from tests.conftest import bearer, create_user, login
 from tests.support.http import (
     create_device,
@@ -20,7 +20,7 @@ from tests.support.tokens import split
 
 
 def receipt(client: TestClient[Any, Any]) -> dict[str, Any]:
-    instance = client.server.app[SERVICES_KEY].settings.instance_id
+    instance = client.server.app[WIRING_KEY].settings.instance_id
     return {"sessions_closed": 0, "instances": [{"instance": instance, "sessions_closed": 0}]}
 
 

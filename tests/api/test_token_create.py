@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.auth.permissions import CLIENT_ACTIONS, Action
+from gateway.auth.permissions import CLIENT_ACTIONS
+from gateway.types import Action
 from tests.conftest import bearer, create_user, login
 from tests.support.http import (
     PAIR_KEYS,

@@ -18,12 +18,12 @@ from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.api.routing import SERVICES_KEY
-from gateway.auth.permissions import Action, Scope
-from gateway.auth.revocation import Revocation, RevocationView
+from gateway.app import WIRING_KEY
+from gateway.auth.revocation import RevocationView
 from gateway.auth.tokens import KeySet, TokenCodec
 from gateway.config import ConfigError, Settings
 from gateway.errors import Unauthorized
+from gateway.types import Action, Revocation, Scope
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET, AppFactory, bearer, login
 from tests.support.http import expect_error, expect_json, me_status, token_info
 from tests.support.tokens import (
@@ -189,7 +189,7 @@ async def test_token_info_shows_the_verified_header_and_payload(
     header, payload = split(admin["access_token"])
     assert info == {"header": header, "payload": payload}
     assert header == {"alg": "HS256", "typ": "JWT", "kid": header["kid"]}
-    kid = client.server.app[SERVICES_KEY].keys.current.kid
+    kid = client.server.app[WIRING_KEY].keys.current.kid
     assert header["kid"] == kid
 
 

@@ -19,8 +19,9 @@ from gateway.bus.control import (
     NETWORK_DELETED,
     Control,
 )
-from gateway.store.devices import Device, DeviceStore
+from gateway.store.devices import DeviceStore
 from gateway.store.users import UserStore
+from gateway.types import Device
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +112,6 @@ class Registry:
         networks = await self.users.network_ids(user_id)
         self._memberships[user_id] = networks
         return networks
-
-    def forget_user(self, user_id: int) -> None:
-        self._memberships.pop(user_id, None)
 
     # -- control events --------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Authentication use cases: login, refresh, logout, token minting, token checks."""
+"""The token lifecycle: login, refresh, logout, minting, the per-request token check, revoking."""
 
 from __future__ import annotations
 
@@ -10,15 +10,32 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.auth.passwords import Passwords
-from gateway.auth.permissions import ROLES, Action, Principal, Scope
-from gateway.auth.revocation import Kind, Revocation, RevocationView
+from gateway.auth.permissions import ROLES
+from gateway.auth.revocation import RevocationView
 from gateway.auth.revoker import Receipt, Revoker
 from gateway.auth.throttle import LoginThrottle
 from gateway.auth.tokens import ACCESS, REFRESH, IssuedToken, TokenCodec, principal_from_claims
-from gateway.errors import Forbidden, NotFound, TooManyRequests, Unauthorized, Unprocessable
+from gateway.errors import (
+    Forbidden,
+    NotFound,
+    TokenRevoked,
+    TooManyRequests,
+    Unauthorized,
+    Unprocessable,
+)
 from gateway.store.devices import DeviceStore
 from gateway.store.sessions import Consumed, SessionStore
-from gateway.store.users import User, UserStore
+from gateway.store.users import UserStore
+from gateway.types import (
+    Action,
+    Principal,
+    Revocation,
+    RevocationKind,
+    RevocationReason,
+    Scope,
+    User,
+    reasons_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +110,7 @@ class AuthService:
         """The principal of a valid, unrevoked access token: no database round-trip."""
         principal = self.codec.principal(token, ACCESS)
         if self.view.is_revoked(principal):
-            raise Unauthorized("Token revoked")
+            raise TokenRevoked()
         return principal
 
     # -- issuing ---------------------------------------------------------------------------
@@ -151,10 +168,10 @@ class AuthService:
     async def _user_of_refresh(self, token: str) -> tuple[User, Principal]:
         principal = principal_from_claims(self.codec.decode(token, REFRESH))
         if self.view.is_revoked(principal):
-            raise Unauthorized("Token revoked")
+            raise TokenRevoked()
         user = await self.users.get(principal.user_id)
         if user is None or not user.active:
-            raise Unauthorized("Token revoked")
+            raise TokenRevoked()
         return user, principal
 
     async def _current_rights(
@@ -174,7 +191,7 @@ class AuthService:
         consumed = await self.sessions.consume_refresh(principal.jti)
         if consumed is Consumed.REUSED:
             log.warning("refresh token reuse detected; revoking login session of user %d", user.id)
-            await self.revoke_session(principal.sid, reason="refresh token reuse")
+            await self.revoke_session(principal.sid, reason=RevocationReason.REFRESH_REUSE)
             raise Unauthorized("Refresh token reuse detected; the session has been revoked")
         if consumed is Consumed.UNKNOWN:
             raise Unauthorized("Invalid token")
@@ -209,7 +226,7 @@ class AuthService:
             target if target.id == caller.user_id else await self.users.get(caller.user_id)
         )
         if caller_user is None or not caller_user.active:
-            raise Unauthorized("Token revoked")
+            raise TokenRevoked()
         caller_limit = caller.actions & ROLES[caller_user.role]
         target_limit = ROLES[target.role]
         wanted = request.actions if request.actions is not None else caller_limit & target_limit
@@ -266,17 +283,19 @@ class AuthService:
 
     # -- revoking --------------------------------------------------------------------------
 
-    def _revocation(self, kind: Kind, subject: str, reason: str, expires_at: float) -> Revocation:
+    def _revocation(
+        self, kind: RevocationKind, subject: str, reason: RevocationReason, expires_at: float
+    ) -> Revocation:
         return Revocation(
             kind=kind,
             subject=subject,
-            reason=reason,
+            reason=str(reason),
             revoked_at=time.time(),
             expires_at=expires_at,
         )
 
     async def revoke_session(
-        self, sid: str, *, reason: str, jti: str | None = None, exp: float = 0
+        self, sid: str, *, reason: RevocationReason, jti: str | None = None, exp: float = 0
     ) -> Receipt:
         horizon = time.time() + self.refresh_ttl
         revocations = [self._revocation("sid", sid, reason, horizon)]
@@ -290,20 +309,30 @@ class AuthService:
 
     async def logout(self, principal: Principal) -> Receipt:
         return await self.revoke_session(
-            principal.sid, reason="logout", jti=principal.jti, exp=principal.expires_at
+            principal.sid,
+            reason=RevocationReason.LOGOUT,
+            jti=principal.jti,
+            exp=principal.expires_at,
         )
 
-    async def revoke_user(self, user_id: int, reason: str) -> Receipt:
+    async def revoke_user(self, user_id: int, *reasons: RevocationReason) -> Receipt:
         """Every token the user holds, issued before now, stops working everywhere."""
         horizon = time.time() + max(self.refresh_ttl, self.access_ttl)
-        receipt = await self.revoker.revoke(self._revocation("user", str(user_id), reason, horizon))
+        revocation = Revocation(
+            kind="user",
+            subject=str(user_id),
+            reason=reasons_text(reasons),
+            revoked_at=time.time(),
+            expires_at=horizon,
+        )
+        receipt = await self.revoker.revoke(revocation)
         await self.sessions.close_all(user_id)
         return receipt
 
-    async def revoke_token(self, jti: str, reason: str) -> Receipt:
+    async def revoke_token(self, jti: str, reason: RevocationReason) -> Receipt:
         horizon = time.time() + max(self.refresh_ttl, self.access_ttl)
         return await self.revoker.revoke(self._revocation("jti", jti, reason, horizon))
 
-    async def revoke_device(self, device_id: str, reason: str) -> Receipt:
+    async def revoke_device(self, device_id: str, reason: RevocationReason) -> Receipt:
         horizon = time.time() + max(self.refresh_ttl, self.access_ttl)
         return await self.revoker.revoke(self._revocation("device", device_id, reason, horizon))

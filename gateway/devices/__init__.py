@@ -1,0 +1,1 @@
+"""Use cases of devices, networks, memberships, notifications and commands (REST and WebSocket)."""

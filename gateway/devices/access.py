@@ -1,0 +1,54 @@
+"""Who may reach which device and network: the checks every device use case starts with.
+
+They read the registry's caches (a bit test and a few dict look-ups), loading a user's
+memberships from PostgreSQL only the first time they are needed on this instance.
+"""
+
+from __future__ import annotations
+
+from gateway.devices.registry import Registry
+from gateway.errors import Forbidden, NotFound
+from gateway.types import Action, Device, Principal
+
+
+class Access:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    async def memberships(self, principal: Principal) -> frozenset[int]:
+        if principal.is_admin:
+            return frozenset()
+        known = self.registry.known_memberships(principal.user_id)
+        if known is not None:
+            return known
+        return await self.registry.load_memberships(principal.user_id)
+
+    def require(self, principal: Principal, action: Action) -> None:
+        if not principal.may(action):
+            raise Forbidden(f"Missing permission: {action.name}")
+
+    def check_device(
+        self, principal: Principal, device: Device, memberships: frozenset[int]
+    ) -> None:
+        if not principal.may_reach(device.id, device.network_id, memberships):
+            raise Forbidden(f"Device {device.id} is outside the token's scope")
+
+    async def device_for(self, principal: Principal, device_id: str, action: Action) -> Device:
+        """The device, when the principal holds ``action`` and reaches it; else 403/404."""
+        self.require(principal, action)
+        device = self.registry.device(device_id) or await self.registry.fetch_device(device_id)
+        if device is None:
+            raise NotFound(f"Device {device_id} not found")
+        self.check_device(principal, device, await self.memberships(principal))
+        return device
+
+    async def visible_networks(self, principal: Principal) -> frozenset[int] | None:
+        """The networks a principal may see (None: all)."""
+        networks = None if principal.is_admin else await self.memberships(principal)
+        if principal.scope.network_ids is not None:
+            networks = (
+                principal.scope.network_ids
+                if networks is None
+                else networks & principal.scope.network_ids
+            )
+        return networks

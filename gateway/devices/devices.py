@@ -1,0 +1,75 @@
+"""Devices: list, register or update, delete.
+
+Every change is written to PostgreSQL, then announced on the control channel so that every
+instance's device cache follows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.bus.control import DEVICE_DELETED, DEVICE_SAVED, Control
+from gateway.devices.access import Access
+from gateway.devices.registry import Registry
+from gateway.errors import Forbidden, Unprocessable
+from gateway.store.devices import DeviceStore
+from gateway.types import Action, Device, Principal
+
+
+class Devices:
+    def __init__(
+        self, *, devices: DeviceStore, registry: Registry, control: Control, access: Access
+    ) -> None:
+        self.devices = devices
+        self.registry = registry
+        self.control = control
+        self.access = access
+
+    async def device_for(self, principal: Principal, device_id: str, action: Action) -> Device:
+        """The device, when the principal holds ``action`` and reaches it; else 403/404."""
+        return await self.access.device_for(principal, device_id, action)
+
+    async def list_devices(
+        self, principal: Principal, limit: int = 1000, after: str = ""
+    ) -> list[Device]:
+        self.access.require(principal, Action.GetDevice)
+        visible = await self.access.visible_networks(principal)
+        found = await self.devices.devices(visible, limit, after)
+        if principal.scope.device_ids is not None:
+            found = [device for device in found if device.id in principal.scope.device_ids]
+        return found
+
+    async def save_device(
+        self, principal: Principal, device_id: str, fields: dict[str, Any]
+    ) -> tuple[Device, bool]:
+        """Create or update (RegisterDevice); returns the device and whether it is new."""
+        self.access.require(principal, Action.RegisterDevice)
+        memberships = await self.access.memberships(principal)
+        existing = await self.registry.fetch_device(device_id)
+        if existing is not None:
+            self.access.check_device(principal, existing, memberships)
+        network_id = fields.get("networkId", existing.network_id if existing else None)
+        if network_id is None:
+            if principal.is_admin or len(memberships) != 1:
+                raise Unprocessable("device.networkId: missing field")
+            network_id = next(iter(memberships))
+        device = Device(
+            id=device_id,
+            name=fields.get("name", existing.name if existing else device_id),
+            data=fields.get("data", existing.data if existing else None),
+            network_id=network_id,
+            device_type_id=fields.get(
+                "deviceTypeId", existing.device_type_id if existing else None
+            ),
+            is_blocked=fields.get("isBlocked", existing.is_blocked if existing else False),
+        )
+        if not principal.may_reach(device.id, device.network_id, memberships):
+            raise Forbidden(f"Network {device.network_id} is outside the token's scope")
+        saved, _ = await self.devices.save_device(device)
+        self.control.publish(DEVICE_SAVED, device=saved.to_json())
+        return saved, existing is None
+
+    async def delete_device(self, principal: Principal, device_id: str) -> None:
+        await self.access.device_for(principal, device_id, Action.RegisterDevice)
+        await self.devices.delete_device(device_id)
+        self.control.publish(DEVICE_DELETED, id=device_id)
