@@ -1,8 +1,9 @@
 """Domain types and enums that every floor shares.
 
 Users, networks, devices, notifications, commands, the Principal and its Scope, revocations and
-their reasons, WebSocket close codes. They live on the ground floor so that the store, the use cases and both edges can name them
-without importing each other. Plain frozen dataclasses: no I/O, no framework.
+their reasons, WebSocket close codes. They live on the ground floor so that the store, the use
+cases and both edges can name them without importing each other. Plain frozen dataclasses: no
+I/O, no framework.
 """
 
 from __future__ import annotations
