@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.store.db import Pool, create_pool
 from gateway.store.migrations import migrate
 from tests.support.servers import postgres_server, redis_server, scratch_database
 
@@ -57,6 +58,16 @@ async def clean_db(database_url: str) -> str:
     finally:
         await conn.close()
     return database_url
+
+
+@pytest.fixture
+async def pool(clean_db: str) -> AsyncIterator[Pool]:
+    """A pool on this test's freshly truncated database, for tests below the HTTP edge."""
+    pool = await create_pool(clean_db, min_size=1, max_size=4)
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
