@@ -16,14 +16,14 @@ async def test_healthz(client: TestClient[Any, Any]) -> None:
 
 
 async def test_readyz_reports_the_database_and_the_bus(client: TestClient[Any, Any]) -> None:
-    instance = client.server.app[WIRING_KEY].settings.instance_id
+    instance = client.app[WIRING_KEY].settings.instance_id
     body = await expect_json(await client.get("/readyz"), 200)
     assert body == {"database": True, "bus": True, "instance": instance}
 
 
 async def test_readyz_is_503_when_the_database_is_gone(make_client: AppFactory) -> None:
     client = await make_client()
-    services = client.server.app[WIRING_KEY]
+    services = client.app[WIRING_KEY]
     await services.pool.close()
     assert await expect_json(await client.get("/healthz"), 200) == {"status": "ok"}
     body = await expect_json(await client.get("/readyz"), 503)

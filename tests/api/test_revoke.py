@@ -20,7 +20,7 @@ from tests.support.tokens import split
 
 
 def receipt(client: TestClient[Any, Any]) -> dict[str, Any]:
-    instance = client.server.app[WIRING_KEY].settings.instance_id
+    instance = client.app[WIRING_KEY].settings.instance_id
     return {"sessions_closed": 0, "instances": [{"instance": instance, "sessions_closed": 0}]}
 
 

@@ -67,7 +67,7 @@ async def test_the_password_is_stored_as_an_argon2id_hash(
     client: TestClient[Any, Any], admin_headers: dict[str, str]
 ) -> None:
     user = await create_user(client, admin_headers, email="hash@example.com")
-    pool = client.server.app[WIRING_KEY].pool
+    pool = client.app[WIRING_KEY].pool
     stored = await pool.fetchval("SELECT password_hash FROM users WHERE id = $1", user["id"])
     assert stored.startswith("$argon2id$v=19$m=64,t=1,p=1$")
     assert "client-password" not in stored
@@ -305,7 +305,7 @@ async def test_changes_that_revoke_every_token_of_the_user(
     pair = await login(client, "gus@example.com", "client-password")
     response = await client.patch(f"/v1/users/{user['id']}", json=change, headers=admin_headers)
     await expect_json(response, 200)
-    instance = client.server.app[WIRING_KEY].settings.instance_id
+    instance = client.app[WIRING_KEY].settings.instance_id
     assert response.headers["X-Sessions-Closed"] == "0"
     assert response.headers["X-Sessions-Closed-By"] == f"{instance}=0"
     response = await client.get("/v1/auth/me", headers=bearer(pair["access_token"]))
@@ -336,13 +336,14 @@ async def test_changes_that_revoke_nothing(
     user = await create_user(client, admin_headers, email="ida@example.com", network_ids=[north])
     pair = await login(client, "ida@example.com", "client-password")
     path = f"/v1/users/{user['id']}"
-    for change in (
+    changes: tuple[dict[str, Any], ...] = (
         {"name": "Ida"},
         {"networkIds": [north, south]},
         {"networkIds": []},
         {"role": "client"},
         {"status": "active"},
-    ):
+    )
+    for change in changes:
         response = await client.patch(path, json=change, headers=admin_headers)
         await expect_json(response, 200)
         assert "X-Sessions-Closed" not in response.headers

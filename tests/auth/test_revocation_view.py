@@ -137,7 +137,7 @@ async def test_authenticating_needs_no_database_round_trip(
 ) -> None:
     client = await make_client()
     pair = await login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
-    await client.server.app[WIRING_KEY].pool.close()
+    await client.app[WIRING_KEY].pool.close()
     response = await client.get("/v1/auth/tokenInfo", headers=bearer(pair["access_token"]))
     info = await expect_json(response, 200)
     assert info["payload"] == split(pair["access_token"])[1]
@@ -159,7 +159,7 @@ async def test_a_revocation_written_elsewhere_is_picked_up_by_reconciliation(
         )
     finally:
         await conn.close()
-    view = client.server.app[WIRING_KEY].view
+    view = client.app[WIRING_KEY].view
     probe = principal(user_id=int(claims["sub"]), jti=claims["jti"], sid=claims["sid"])
     await wait_for(lambda: view.is_revoked(probe), timeout=3)
     response = await client.get("/v1/auth/me", headers=bearer(admin["access_token"]))
@@ -176,7 +176,7 @@ async def test_instances_without_a_shared_bus_converge_through_postgresql(
     pair = await login(first, ADMIN_EMAIL, ADMIN_PASSWORD)
     assert await me_status(second, pair["access_token"]) == 200
     await expect_empty(await first.post("/v1/auth/logout", headers=bearer(pair["access_token"])))
-    view = second.server.app[WIRING_KEY].view
+    view = second.app[WIRING_KEY].view
     claims = split(pair["access_token"])[1]
     probe = principal(user_id=int(claims["sub"]), jti=claims["jti"], sid=claims["sid"])
     await wait_for(lambda: view.is_revoked(probe), timeout=3)

@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import jwt
 import pytest
@@ -189,7 +189,7 @@ async def test_token_info_shows_the_verified_header_and_payload(
     header, payload = split(admin["access_token"])
     assert info == {"header": header, "payload": payload}
     assert header == {"alg": "HS256", "typ": "JWT", "kid": header["kid"]}
-    kid = client.server.app[WIRING_KEY].keys.current.kid
+    kid = client.app[WIRING_KEY].keys.current.kid
     assert header["kid"] == kid
 
 
@@ -200,7 +200,12 @@ async def test_the_jwks_of_an_hs256_gateway_is_empty(client: TestClient[Any, Any
 # -- asymmetric keys --------------------------------------------------------------------------
 
 
-JWK_MEMBERS = {
+class JwkShape(TypedDict):
+    kty: str
+    members: set[str]
+
+
+JWK_MEMBERS: dict[str, JwkShape] = {
     "RS256": {"kty": "RSA", "members": {"n", "e"}},
     "ES256": {"kty": "EC", "members": {"crv", "x", "y"}},
     "EdDSA": {"kty": "OKP", "members": {"crv", "x"}},

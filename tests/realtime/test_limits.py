@@ -195,7 +195,7 @@ async def test_consumer_that_stops_reading_closes_4008(make_client: AppFactory) 
     admin_token = await mint(client, world.admin, expires_in=600)
     subscriber = await connect(client, world.alice)
     await subscriber.subscribe(deviceId="d1")
-    hub = client.server.app[WIRING_KEY].hub
+    hub = client.app[WIRING_KEY].hub
 
     def closing() -> bool:
         return any(s.closing for s in hub.sessions.values())

@@ -53,8 +53,10 @@ async def test_shutdown_writes_acknowledged_messages(
         await asyncio.wait_for(client.server.close(), 15)
         assert await reader == (1001, "server shutting down")
         row = await conn.fetchrow("SELECT id, notification, parameters FROM notifications")
+        assert row is not None
         assert dict(row) == {"id": item["id"], "notification": "pending", "parameters": '{"k": 1}'}
         row = await conn.fetchrow("SELECT id, command, status FROM commands")
+        assert row is not None
         assert dict(row) == {"id": command["id"], "command": "go", "status": "done"}
     finally:
         await conn.close()

@@ -58,10 +58,10 @@ def postgres_server(
     if _postgres_answers(LOCAL_POSTGRES):
         yield LOCAL_POSTGRES, "127.0.0.1:5432"
         return
-    import pgserver
+    from pgserver.postgres_server import get_server
 
     directory = Path(tempfile.mkdtemp(prefix=f"{prefix}-pg-"))
-    server = pgserver.get_server(directory, cleanup_mode="delete")
+    server = get_server(directory, cleanup_mode="delete")
     try:
         yield server.get_uri(), "embedded pgserver"
     finally:
