@@ -18,6 +18,7 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
+from gateway import supervise
 from gateway.api import auth as _auth_routes  # noqa: F401 - registers routes
 from gateway.api import devices as _device_routes  # noqa: F401 - registers routes
 from gateway.api import meta as _meta_routes  # noqa: F401 - registers routes
@@ -47,6 +48,7 @@ from gateway.realtime.hub import Hub
 from gateway.store.db import Pool, create_pool
 from gateway.store.devices import DeviceStore
 from gateway.store.embedded import EmbeddedPostgres
+from gateway.store.health import DatabaseHealth
 from gateway.store.messages import MessageStore
 from gateway.store.migrations import migrate
 from gateway.store.sessions import RevocationStore, SessionStore
@@ -76,6 +78,15 @@ class Wiring:
 
 
 WIRING_KEY: web.AppKey[Wiring] = web.AppKey("wiring", Wiring)
+
+
+HEALTH_KEY: web.AppKey[DatabaseHealth] = web.AppKey("health", DatabaseHealth)
+
+
+def _outage(app: web.Application, exc: BaseException) -> bool:
+    """Whether a request's unexpected error means PostgreSQL is down (see DatabaseHealth)."""
+    health = app.get(HEALTH_KEY)
+    return health is not None and health.failed(exc)
 
 
 def make_bus(settings: Settings) -> Bus:
@@ -111,7 +122,11 @@ async def _bootstrap_admin(settings: Settings, accounts: AccountService) -> None
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware(passthrough={endpoint.WEBSOCKET_PATH})],
+        middlewares=[
+            error_middleware(
+                passthrough={endpoint.WEBSOCKET_PATH}, outage=lambda exc: _outage(app, exc)
+            )
+        ],
         client_max_size=settings.max_body_bytes,
     )
     ROUTES.install(app)
@@ -139,6 +154,7 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
                 f"cannot connect to PostgreSQL at {redact(database_url)}: {exc}"
             ) from None
         stack.push_async_callback(pool.close)
+        health = app[HEALTH_KEY] = DatabaseHealth(pool)
         async with pool.acquire() as conn:
             await migrate(conn)
 
@@ -190,8 +206,13 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
         hub = Hub(settings, bus, control, registry, view)
         revoker.add_closer(hub.close_revoked)
         messages = MessageStore(
-            pool, interval=settings.persist_interval, batch=settings.persist_batch
+            pool,
+            interval=settings.persist_interval,
+            batch=settings.persist_batch,
+            max_pending=settings.persist_max_pending,
+            health=health,
         )
+        messages.start()
         stack.push_async_callback(_stop_messages, hub, messages)
         app.on_shutdown.append(lambda _app: hub.shutdown())
 
@@ -202,6 +223,7 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
         rest = app[REST_KEY] = Rest(
             settings=settings,
             pool=pool,
+            health=health,
             bus=bus,
             keys=keys,
             users=users,
@@ -220,6 +242,7 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
             access=access,
             devices=device_cases,
             messages=message_cases,
+            outage=health.failed,
         )
         app[DISPATCHER_KEY] = Dispatcher(realtime)
         app[WIRING_KEY] = Wiring(
@@ -236,32 +259,37 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
             rest=rest,
             realtime=realtime,
         )
-        tasks = [
-            asyncio.create_task(revoker.run(), name="revocation-reconcile"),
-            asyncio.create_task(_maintenance(sessions, revoker, settings), name="maintenance"),
-            asyncio.create_task(messages.run(), name="message-writer"),
-            asyncio.create_task(_retention(messages, settings), name="retention"),
-            asyncio.create_task(
-                registry.refresh_forever(settings.reconcile_interval), name="registry-refresh"
+        loops = [
+            supervise.spawn(
+                "revocation-reconcile",
+                revoker.reconcile_and_prune,
+                every=settings.reconcile_interval,
+            ),
+            supervise.spawn("maintenance", _maintenance(sessions, revoker), every=3600.0),
+            supervise.spawn(
+                "retention",
+                _retention(messages, settings),
+                every=min(3600.0, settings.retention),
+                first_delay=0.0,
+            ),
+            supervise.spawn(
+                "registry-refresh", registry.resync, every=settings.reconcile_interval, backoff=0.5
             ),
         ]
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await supervise.stop(loops)
 
 
-async def _maintenance(sessions: SessionStore, revoker: Revoker, settings: Settings) -> None:
+def _maintenance(sessions: SessionStore, revoker: Revoker) -> supervise.Step:
     """Hourly: forget consumed or expired refresh tokens and expired revocations."""
-    while True:
-        await asyncio.sleep(3600)
-        try:
-            await sessions.purge_expired()
-            await revoker.store.purge_expired()
-        except (OSError, TimeoutError) as exc:
-            log.warning("maintenance failed, will retry: %s", exc)
+
+    async def step() -> None:
+        await sessions.purge_expired()
+        await revoker.store.purge_expired()
+
+    return step
 
 
 async def _stop_messages(hub: Hub, messages: MessageStore) -> None:
@@ -270,13 +298,17 @@ async def _stop_messages(hub: Hub, messages: MessageStore) -> None:
     await messages.close()
 
 
-async def _retention(messages: MessageStore, settings: Settings) -> None:
-    while True:
-        try:
-            await messages.purge(time.time() - settings.retention)
-        except (OSError, TimeoutError) as exc:
-            log.warning("retention purge failed, will retry: %s", exc)
-        await asyncio.sleep(min(3600.0, settings.retention))
+_HORIZON = 2 * 86400.0
+"""Rows stamped further ahead than this (and than the retention) are purged: the edge accepts
+client timestamps at most a day ahead, so only rows from before that limit can be there."""
+
+
+def _retention(messages: MessageStore, settings: Settings) -> supervise.Step:
+    async def step() -> None:
+        now = time.time()
+        await messages.purge(now - settings.retention, now + max(settings.retention, _HORIZON))
+
+    return step
 
 
 def bootstrap_password_file(settings: Settings) -> Path:

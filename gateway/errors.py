@@ -70,4 +70,10 @@ class TooManyRequests(GatewayError):
 
 
 class Unavailable(GatewayError):
+    """A dependency is down or storage is behind: retry after ``retry_after`` seconds."""
+
     status = 503
+
+    def __init__(self, message: str, retry_after: float = 1) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after + 0.999))

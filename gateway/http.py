@@ -18,7 +18,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from gateway.errors import GatewayError, TooManyRequests
+from gateway.errors import GatewayError, TooManyRequests, Unavailable
 
 log = logging.getLogger("gateway.api")
 
@@ -59,9 +59,23 @@ def error_response(status: int, message: str, request_id: str) -> web.Response:
     return response
 
 
-def error_middleware(passthrough: Collection[str] = ()) -> Middleware:
+DATABASE_UNAVAILABLE = "Database unavailable; retry later"
+
+RETRY_AFTER = 1
+"""Seconds a client is told to wait (Retry-After) while a dependency is unreachable."""
+
+Outage = Callable[[BaseException], bool]
+"""Told an unexpected error; True when it means a dependency is down (answered 503 and logged
+once per outage by whoever tracks it), False when it is a bug (500, logged with traceback)."""
+
+
+def _never(exc: BaseException) -> bool:
+    return False
+
+
+def error_middleware(passthrough: Collection[str] = (), outage: Outage = _never) -> Middleware:
     """Request ids on every response; every failure as ``{message, request_id}``; never a 500
-    with details.
+    with details; ``503`` with ``Retry-After`` while the database is down (``outage``).
 
     A request to a ``passthrough`` path is handed its handler's own coroutine: a middleware that
     awaited it would keep a frame alive for the life of every WebSocket (whose endpoint sets its
@@ -72,17 +86,17 @@ def error_middleware(passthrough: Collection[str] = ()) -> Middleware:
     def middleware(request: web.Request, handler: Endpoint) -> Awaitable[web.StreamResponse]:
         if request.path in paths:
             return handler(request)
-        return _answer(request, handler)
+        return _answer(request, handler, outage)
 
     return middleware
 
 
-async def _answer(request: web.Request, handler: Endpoint) -> web.StreamResponse:
+async def _answer(request: web.Request, handler: Endpoint, outage: Outage) -> web.StreamResponse:
     request_id = request_id_of(request)
     request[REQUEST_ID_KEY] = request_id
     try:
         response = await handler(request)
-    except TooManyRequests as exc:
+    except (TooManyRequests, Unavailable) as exc:
         response = _error(
             exc.status, exc.message, request_id, {"Retry-After": str(exc.retry_after)}
         )
@@ -97,11 +111,16 @@ async def _answer(request: web.Request, handler: Endpoint) -> web.StreamResponse
         response = _error(exc.status, message, request_id)
         if exc.status == 405 and "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
-    except Exception:
-        log.exception(
-            "unhandled error in %s %s (request %s)", request.method, request.path, request_id
-        )
-        response = _error(500, "Internal server error", request_id)
+    except Exception as exc:
+        if outage(exc):
+            response = _error(
+                503, DATABASE_UNAVAILABLE, request_id, {"Retry-After": str(RETRY_AFTER)}
+            )
+        else:
+            log.exception(
+                "unhandled error in %s %s (request %s)", request.method, request.path, request_id
+            )
+            response = _error(500, "Internal server error", request_id)
     if not response.prepared:
         response.headers[REQUEST_ID] = request_id
     return response

@@ -31,6 +31,7 @@ from gateway.errors import (
 from gateway.http import REQUEST_ID_KEY
 from gateway.schema import Obj, Schema
 from gateway.store.db import Pool
+from gateway.store.health import DatabaseHealth
 from gateway.store.users import UserStore
 from gateway.types import Action, Principal
 
@@ -49,6 +50,7 @@ class Rest:
 
     settings: Settings
     pool: Pool
+    health: DatabaseHealth
     bus: Bus
     keys: KeySet
     users: UserStore

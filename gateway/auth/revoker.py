@@ -142,14 +142,7 @@ class Revoker:
             )
         return closed
 
-    async def run(self) -> None:
-        """Reconcile forever, every ``reconcile_interval``; never dies on a passing error."""
-        while True:
-            await asyncio.sleep(self.reconcile_interval)
-            try:
-                await self.reconcile()
-                self.view.prune()
-            except (TimeoutError, OSError) as exc:
-                log.warning("revocation reconciliation failed, will retry: %s", exc)
-            except Exception:
-                log.exception("revocation reconciliation failed, will retry")
+    async def reconcile_and_prune(self) -> None:
+        """One step of the supervised loop that runs every ``reconcile_interval``."""
+        await self.reconcile()
+        self.view.prune()

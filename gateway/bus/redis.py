@@ -5,8 +5,10 @@ another carries publishes, pipelined in batches. Each message is tagged with its
 instance ignores the echo of its own messages, which it already delivered locally.
 
 Redis pub/sub is at-most-once: what is published while a connection is down is lost. After a
-reconnect the instance re-subscribes and runs the resync hooks (the revocation view reloads from
-PostgreSQL) before it reports healthy again.
+reconnect the instance re-subscribes (messages flow again at once) and runs the resync hooks (the
+revocation view and the registry reload from PostgreSQL) in a task of their own, reporting
+healthy when they are done: a PostgreSQL outage at that moment delays the reload (retried with
+backoff) and readiness, never cross-instance fan-out.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway.bus.base import Bus
+from gateway.supervise import Backoff, Streak, stop
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +55,19 @@ class RedisBus(Bus):
         self._tasks: list[asyncio.Task[None]] = []
         self._dropped = 0
         self._connected = asyncio.Event()
+        self._resync_wanted = asyncio.Event()
+        self._resyncing = False
 
     @property
     def healthy(self) -> bool:
-        return self._healthy
+        """Connected and resynchronized (messages flow as soon as it is connected)."""
+        return self._healthy and not self._resyncing
 
     async def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._read_forever(), name="redis-bus-reader"),
             asyncio.create_task(self._publish_forever(), name="redis-bus-publisher"),
+            asyncio.create_task(self._resync_forever(), name="redis-bus-resync"),
         ]
         # Start-up waits briefly for Redis; an instance may still start while it is down.
         with contextlib.suppress(TimeoutError):
@@ -69,9 +76,7 @@ class RedisBus(Bus):
             log.warning("Redis at %s is unreachable; running on local fan-out, retrying", self.url)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop(self._tasks)
         if self._pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self._pubsub.aclose()
@@ -168,9 +173,10 @@ class RedisBus(Bus):
                     # messages would be lost although the bus reports healthy again.
                     with contextlib.suppress(RedisError, OSError):
                         await self._client.connection_pool.disconnect(inuse_connections=False)
-                    for hook in self._resync_hooks:
-                        await hook()
-                    log.info("Redis bus reconnected and resynchronized")
+                    # Not here: a hook waiting on PostgreSQL must not keep fan-out down.
+                    self._resyncing = True
+                    self._resync_wanted.set()
+                    log.info("Redis bus reconnected; resynchronizing")
                 first = False
                 self._healthy = True
                 self._connected.set()
@@ -194,6 +200,32 @@ class RedisBus(Bus):
                     self._pubsub = None
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _BACKOFF_MAX)
+
+    async def _resync_forever(self) -> None:
+        """Runs the resync hooks after each reconnect, apart from the reader; a hook that fails
+        (PostgreSQL down too) is retried with a capped backoff until it succeeds."""
+        streak = Streak("resynchronizing after a Redis reconnect", log)
+        delays = Backoff(_BACKOFF_START, _BACKOFF_MAX)
+        while True:
+            await self._resync_wanted.wait()
+            self._resync_wanted.clear()
+            hooks = list(self._resync_hooks)
+            while hooks:
+                failed = []
+                for hook in hooks:
+                    try:
+                        await hook()
+                    except Exception as exc:  # noqa: BLE001 - retried below, logged once
+                        streak.failed(exc)
+                        failed.append(hook)
+                hooks = failed
+                if hooks:
+                    await asyncio.sleep(delays.next())
+            streak.succeeded()
+            delays.reset()
+            if not self._resync_wanted.is_set():
+                self._resyncing = False
+                log.info("Redis bus resynchronized")
 
     async def _read(self, pubsub: Any) -> None:
         prefix_length = len(self.prefix)

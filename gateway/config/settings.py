@@ -134,6 +134,11 @@ class Settings:
         0.05, "how often queued notifications/commands are written", parse=p.positive_duration
     )
     persist_batch: int = option(2000, "largest batch written at once", parse=p.positive_int)
+    persist_max_pending: int = option(
+        100_000,
+        "acknowledged messages waiting to be written beyond which new ones are refused (503)",
+        parse=p.positive_int,
+    )
     retention: float = option(
         30 * 86400.0, "how long notifications and commands are kept", parse=p.positive_duration
     )

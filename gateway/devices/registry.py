@@ -31,6 +31,7 @@ RESYNCED = "resynced"
 _NO_NETWORKS: frozenset[int] = frozenset()
 
 Listener = Callable[[str, dict[str, Any]], None]
+Apply = Callable[[dict[str, Any]], None]
 
 
 class Registry:
@@ -41,11 +42,13 @@ class Registry:
         self._memberships: dict[int, frozenset[int]] = {}
         self.network_ids: set[int] = set()
         self._listeners: list[Listener] = []
-        control.on(DEVICE_SAVED, self._on_device_saved)
-        control.on(DEVICE_DELETED, self._on_device_deleted)
-        control.on(NETWORK_CREATED, self._on_network_created)
-        control.on(NETWORK_DELETED, self._on_network_deleted)
-        control.on(MEMBERSHIP, self._on_membership)
+        self._since_reload: list[tuple[Apply, dict[str, Any]]] | None = None
+        self._reloading = asyncio.Lock()
+        control.on(DEVICE_SAVED, self._on(DEVICE_SAVED, self._apply_device_saved))
+        control.on(DEVICE_DELETED, self._on(DEVICE_DELETED, self._apply_device_deleted))
+        control.on(NETWORK_CREATED, self._on(NETWORK_CREATED, self._apply_network_created))
+        control.on(NETWORK_DELETED, self._on(NETWORK_DELETED, self._apply_network_deleted))
+        control.on(MEMBERSHIP, self._on(MEMBERSHIP, self._apply_membership))
         control.bus.on_resync(self.resync)
 
     def listen(self, listener: Listener) -> None:
@@ -63,30 +66,37 @@ class Registry:
         """Reload what control events keep current: networks, the memberships and devices held
         here. Run after a bus outage (the changes announced meanwhile never came) and every
         reconcile interval (a single lost control message is wrong for at most that long).
-        Subscriptions are re-routed only when something changed."""
-        networks = {network.id for network in await self.store.networks()}
-        users = list(self._memberships)
-        memberships = await self.users.memberships_of(users) if users else {}
-        devices = await self.store.devices_by_id(list(self._devices)) if self._devices else {}
-        changed = networks != self.network_ids or any(
-            self._memberships.get(user_id) != networks_now
-            for user_id, networks_now in memberships.items()
-        )
+
+        Events and loads that arrive while the reload awaits PostgreSQL are applied at once and
+        also kept; the reloaded state is then laid under them (they are newer than what the
+        reload read). Subscriptions are re-routed only when something changed."""
+        async with self._reloading:  # the periodic reload and a bus resync may overlap
+            await self._reload()
+
+    async def _reload(self) -> None:
+        since: list[tuple[Apply, dict[str, Any]]] = []
+        self._since_reload = since
+        try:
+            networks = {network.id for network in await self.store.networks()}
+            users = list(self._memberships)
+            memberships = await self.users.memberships_of(users) if users else {}
+            device_ids = list(self._devices)
+            devices = await self.store.devices_by_id(device_ids) if device_ids else {}
+        finally:
+            self._since_reload = None
+        before = (set(self.network_ids), dict(self._memberships))
         self.network_ids = networks
         self._memberships.update(memberships)
-        self._devices = devices
-        if changed:
+        fetched_meanwhile = {
+            device_id: device
+            for device_id, device in self._devices.items()
+            if device_id not in device_ids
+        }
+        self._devices = devices | fetched_meanwhile
+        for apply, event in since:
+            apply(event)
+        if (self.network_ids, self._memberships) != before:
             self._changed(RESYNCED, {})
-
-    async def refresh_forever(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.resync()
-            except (OSError, TimeoutError) as exc:
-                log.warning("refreshing the device and membership caches failed: %s", exc)
-            except Exception:
-                log.exception("refreshing the device and membership caches failed")
 
     # -- reads (hot path) ------------------------------------------------------------------
 
@@ -110,25 +120,37 @@ class Registry:
 
     async def load_memberships(self, user_id: int) -> frozenset[int]:
         networks = await self.users.network_ids(user_id)
-        self._memberships[user_id] = networks
+        event = {"user_id": user_id, "network_ids": sorted(networks)}
+        self._apply_membership(event)
+        if self._since_reload is not None:
+            self._since_reload.append((self._apply_membership, event))
         return networks
 
     # -- control events --------------------------------------------------------------------
 
-    def _on_device_saved(self, event: dict[str, Any]) -> None:
+    def _on(self, kind: str, apply: Apply) -> Callable[[dict[str, Any]], None]:
+        """A control-event handler: apply it (and keep it, during a reload), then tell
+        listeners."""
+
+        def handle(event: dict[str, Any]) -> None:
+            apply(event)
+            if self._since_reload is not None:
+                self._since_reload.append((apply, event))
+            self._changed(kind, event)
+
+        return handle
+
+    def _apply_device_saved(self, event: dict[str, Any]) -> None:
         device = Device.from_json(event["device"])
         self._devices[device.id] = device
-        self._changed(DEVICE_SAVED, event)
 
-    def _on_device_deleted(self, event: dict[str, Any]) -> None:
+    def _apply_device_deleted(self, event: dict[str, Any]) -> None:
         self._devices.pop(event["id"], None)
-        self._changed(DEVICE_DELETED, event)
 
-    def _on_network_created(self, event: dict[str, Any]) -> None:
+    def _apply_network_created(self, event: dict[str, Any]) -> None:
         self.network_ids.add(int(event["id"]))
-        self._changed(NETWORK_CREATED, event)
 
-    def _on_network_deleted(self, event: dict[str, Any]) -> None:
+    def _apply_network_deleted(self, event: dict[str, Any]) -> None:
         network_id = int(event["id"])
         self.network_ids.discard(network_id)
         for device_id in event.get("device_ids", ()):
@@ -136,11 +158,9 @@ class Registry:
         for user_id, networks in list(self._memberships.items()):
             if network_id in networks:
                 self._memberships[user_id] = networks - {network_id}
-        self._changed(NETWORK_DELETED, event)
 
-    def _on_membership(self, event: dict[str, Any]) -> None:
+    def _apply_membership(self, event: dict[str, Any]) -> None:
         user_id = int(event["user_id"])
         networks = event.get("network_ids")
         if user_id in self._memberships or networks is not None:
             self._memberships[user_id] = frozenset(networks or ())
-        self._changed(MEMBERSHIP, event)

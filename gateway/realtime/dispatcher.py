@@ -29,6 +29,7 @@ from gateway.errors import (
     Unauthorized,
     Unprocessable,
 )
+from gateway.http import DATABASE_UNAVAILABLE, Outage
 from gateway.realtime.hub import Hub
 from gateway.realtime.protocol import error, success
 from gateway.realtime.session import Session
@@ -50,6 +51,8 @@ class Context:
     access: Access
     devices: Devices
     messages: Messages
+    outage: Outage
+    """True for an error that means the database is down (reply 503), False for a bug."""
 
 
 After = Callable[[], Awaitable[None]]
@@ -167,12 +170,17 @@ class Dispatcher:
                     raise BadRequest(exc.message) from None
             result = await spec.handler(self.ctx, session, request)
         except GatewayError as exc:
-            session.errors += 1
             session.send(error(action_name, request_id, exc.status, exc.message))
+            if exc.status == 503:
+                return  # the gateway's trouble, not the client's: no strike against the session
+            session.errors += 1
             if session.errors >= settings.ws_max_errors:
                 session.close(CloseCode.POLICY_VIOLATION, "too many errors")
             return
-        except Exception:
+        except Exception as exc:
+            if self.ctx.outage(exc):  # logged once per outage by whoever tracks it
+                session.send(error(action_name, request_id, 503, DATABASE_UNAVAILABLE))
+                return
             log.exception("session %s: action %r failed", session.id, action_name)
             session.send(error(action_name, request_id, 500, "Internal server error"))
             return

@@ -24,9 +24,33 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
+async def create_pool(url: str, *, min_size: int = 0, max_size: int = 10) -> Pool:
+    """No floor of idle connections by default: asyncpg restores a floor in the background and
+    logs a traceback per attempt while the database is down."""
     pool = await asyncpg.create_pool(
         url, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
     )
     assert pool is not None
     return pool
+
+
+_TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+"""SQLSTATE classes that say "not now" rather than "not this": connection exceptions,
+transaction rollbacks (serialization, deadlock), insufficient resources, operator
+intervention (shutdown, cannot connect now, cancelled), system errors."""
+
+
+def transient(exc: BaseException) -> bool:
+    """True when ``exc`` says the database cannot serve now (retry later), False when it says
+    the query or its data is wrong (retrying would fail the same way)."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(exc.sqlstate or "")[:2] in _TRANSIENT_CLASSES
+    if isinstance(exc, asyncpg.InterfaceError):
+        # A closed connection or pool; asyncpg's client-side DataError (a value it cannot
+        # encode) is an InterfaceError too, and a ValueError.
+        return not isinstance(exc, ValueError)
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        # "another operation is in progress": a connection the server closed with an error
+        # while it was idle (fast shutdown); the pool replaces it.
+        return True
+    return isinstance(exc, OSError | TimeoutError)

@@ -1,80 +1,99 @@
 """Notifications and commands: numbered in memory, acknowledged at once, written in batches.
 
-Ids come in blocks from a sequence, so numbering never waits on the database. Items stay in the
-pending set until their batch is committed, which lets a replay include what was acknowledged but
-not yet written.
+Items stay in the pending set until their batch is committed, which lets a replay include what
+was acknowledged but not yet written. The pending set is bounded (``max_pending``): beyond it a
+new item is refused (503), never acknowledged and then dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-from collections.abc import Callable, Collection, Iterable
+import time
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
-import orjson
-
+from gateway import supervise
 from gateway.clock import at
+from gateway.errors import Unavailable
 from gateway.store.db import Pool
+from gateway.store.health import DatabaseHealth
+from gateway.store.ids import IdBlocks
+from gateway.store.writer import BatchWriter
 from gateway.types import COMMAND, NOTIFICATION, Command, Notification
 
 log = logging.getLogger(__name__)
 
-_BLOCK = 1000  # the sequence's INCREMENT BY
 
-
-def _dumps(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
+SHUTDOWN_WRITE_TIMEOUT = 5.0
+"""How long shutdown keeps retrying to write what is pending before it counts it as lost."""
 
 
 class MessageStore:
-    def __init__(self, pool: Pool, *, interval: float, batch: int) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        *,
+        interval: float,
+        batch: int,
+        max_pending: int = 100_000,
+        health: DatabaseHealth | None = None,
+    ) -> None:
         self.pool = pool
         self.interval = interval
         self.batch = batch
-        self._next = 0
-        self._end = 0
-        self._spare: int | None = None
-        self._refill: asyncio.Task[None] | None = None
+        self.max_pending = max_pending
+        self.health = health
+        self.writer = BatchWriter(pool)
+        self.refused = 0
+        self.ids = IdBlocks(pool)
         self._notifications: dict[int, Notification] = {}
         self._commands: dict[int, Command] = {}
         self._wake = asyncio.Event()
         self._closed = False
-
-    # -- numbering -------------------------------------------------------------------------
-
-    async def _take_block(self) -> int:
-        start: int = await self.pool.fetchval("SELECT nextval('message_id_blocks')")
-        return start
-
-    async def _prefetch(self) -> None:
-        self._spare = await self._take_block()
+        self._full = False
+        self._task: asyncio.Task[None] | None = None
 
     async def next_id(self) -> int:
-        """Returns without touching the database except once per block."""
-        if self._next >= self._end:
-            if self._refill is not None:
-                await self._refill
-                self._refill = None
-            start = self._spare if self._spare is not None else await self._take_block()
-            self._spare = None
-            self._next, self._end = start, start + _BLOCK
-        value = self._next
-        self._next += 1
-        if self._end - self._next == _BLOCK // 2 and self._refill is None and self._spare is None:
-            self._refill = asyncio.create_task(self._prefetch())
-        return value
+        return await self.ids.next_id()
 
     # -- writing ---------------------------------------------------------------------------
 
+    @property
+    def pending_count(self) -> int:
+        return len(self._notifications) + len(self._commands)
+
+    def _admit(self, new: bool) -> None:
+        """Refuse (503) rather than acknowledge what could not be kept: storage is behind by
+        ``max_pending`` items, or the store is closing."""
+        if self._closed:
+            raise Unavailable("The gateway is shutting down; retry on another instance")
+        if not new or self.pending_count < self.max_pending:
+            self._full = False
+            return
+        self.refused += 1
+        if not self._full:
+            self._full = True
+            log.warning(
+                "%d messages wait to be written (GATEWAY_PERSIST_MAX_PENDING); "
+                "refusing new ones until storage catches up",
+                self.pending_count,
+            )
+        raise Unavailable("Storage is behind; retry later", retry_after=1)
+
     def add_notification(self, item: Notification) -> None:
+        """Raises Unavailable instead of queueing beyond ``max_pending``."""
+        self._admit(item.id not in self._notifications)
         self._notifications[item.id] = item
         if len(self._notifications) >= self.batch:
             self._wake.set()
 
     def put_command(self, item: Command) -> None:
-        """A new command or a new state of one; the latest state is what gets written."""
+        """A new command or a new state of one; the latest state is what gets written.
+        Raises Unavailable instead of queueing beyond ``max_pending``."""
+        self._admit(item.id not in self._commands)
         self._commands[item.id] = item
         if len(self._commands) >= self.batch:
             self._wake.set()
@@ -84,78 +103,87 @@ class MessageStore:
         items = self._notifications if kind == NOTIFICATION else self._commands
         return list(items.values())
 
+    def _settled_notifications(self, items: Sequence[Notification]) -> None:
+        for item in items:
+            self._notifications.pop(item.id, None)
+
+    def _settled_commands(self, items: Sequence[Command]) -> None:
+        for item in items:
+            if self._commands.get(item.id) is item:
+                del self._commands[item.id]
+
     async def flush(self) -> None:
-        notifications = list(self._notifications.values())[: self.batch]
-        commands = list(self._commands.values())[: self.batch]
-        if notifications:
-            await self.pool.execute(
-                """INSERT INTO notifications
-                   (id, device_id, network_id, device_type_id, notification, parameters,
-                    "timestamp")
-                   SELECT i, d, n, t, name, p, to_timestamp(ts)
-                   FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[],
-                               $5::text[], $6::text[]::jsonb[], $7::float8[])
-                        AS batch (i, d, n, t, name, p, ts)
-                   ON CONFLICT (id) DO NOTHING""",
-                [n.id for n in notifications],
-                [n.device_id for n in notifications],
-                [n.network_id for n in notifications],
-                [n.device_type_id for n in notifications],
-                [n.notification for n in notifications],
-                [_dumps(n.parameters) for n in notifications],
-                [n.timestamp for n in notifications],
-            )
-            for n in notifications:
-                self._notifications.pop(n.id, None)
-        if commands:
-            await self.pool.execute(
-                """INSERT INTO commands
-                   (id, device_id, network_id, device_type_id, user_id, command, parameters,
-                    lifetime, status, result, "timestamp", last_updated)
-                   SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[],
-                                        $5::bigint[], $6::text[], $7::text[]::jsonb[],
-                                        $8::int[], $9::text[], $10::text[]::jsonb[],
-                                        $11::timestamptz[], $12::timestamptz[])
-                   ON CONFLICT (id) DO UPDATE SET status = excluded.status,
-                       result = excluded.result, last_updated = excluded.last_updated
-                   WHERE commands.last_updated <= excluded.last_updated""",
-                [c.id for c in commands],
-                [c.device_id for c in commands],
-                [c.network_id for c in commands],
-                [c.device_type_id for c in commands],
-                [c.user_id for c in commands],
-                [c.command for c in commands],
-                [_dumps(c.parameters) for c in commands],
-                [c.lifetime for c in commands],
-                [c.status for c in commands],
-                [_dumps(c.result) for c in commands],
-                [at(c.timestamp) for c in commands],
-                [at(c.last_updated) for c in commands],
-            )
-            for c in commands:
-                if self._commands.get(c.id) is c:
-                    del self._commands[c.id]
-
-    async def run(self) -> None:
-        """Write what is pending every ``interval`` (sooner when a batch fills up)."""
-        while not self._closed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-            self._wake.clear()
+        """Write what is pending now, batch after batch. Raises only transient errors (what
+        is not written stays pending); a row PostgreSQL refuses goes to ``dead_letters``."""
+        for _ in range(self.pending_count // self.batch + 1):
+            notifications = list(itertools.islice(self._notifications.values(), self.batch))
+            commands = list(itertools.islice(self._commands.values(), self.batch))
+            if not notifications and not commands:
+                break
             try:
-                await self.flush()
-            except (TimeoutError, OSError) as exc:
-                log.warning("writing messages failed, will retry: %s", exc)
-                await asyncio.sleep(min(1.0, self.interval * 10))
-            except Exception:
-                log.exception("writing messages failed, will retry")
-                await asyncio.sleep(min(1.0, self.interval * 10))
+                if notifications:
+                    await self.writer.write(
+                        "notification", notifications, self._settled_notifications
+                    )
+                if commands:
+                    await self.writer.write("command", commands, self._settled_commands)
+            except Exception as exc:
+                if self.health is not None:
+                    self.health.failed(exc)
+                raise
+            if self.health is not None:
+                self.health.succeeded()
 
-    async def close(self) -> None:
+    async def _cycle(self) -> None:
+        # Not wait_for: on Python 3.11 it can swallow a cancellation that races the wake-up.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.interval):
+                await self._wake.wait()
+        self._wake.clear()
+        await self.flush()
+
+    def start(self) -> None:
+        """Write what is pending every ``interval`` (sooner when a batch fills up); after a
+        failure, again with a backoff capped at one second."""
+        self._task = supervise.spawn(
+            "message-writer",
+            self._cycle,
+            first_delay=0.0,
+            backoff=self.interval,
+            backoff_cap=1.0,
+        )
+
+    async def close(self, bound: float = SHUTDOWN_WRITE_TIMEOUT) -> None:
+        """Stop the writer, then write what is pending, retrying for at most ``bound``
+        seconds; logs exactly how many acknowledged items could not be written."""
         self._closed = True
-        self._wake.set()
-        while self._notifications or self._commands:
-            await self.flush()
+        if self._task is not None:
+            await supervise.stop([self._task])
+            self._task = None
+        deadline = time.monotonic() + bound
+        delays = supervise.Backoff(0.1, 1.0)
+        while self.pending_count:
+            remaining = deadline - time.monotonic()
+            try:
+                async with asyncio.timeout(max(0.001, remaining)):
+                    await self.flush()
+            except Exception as exc:  # noqa: BLE001 - retried until the bound, then counted
+                delay = delays.next()
+                if delays.failures == 1:
+                    log.warning("shutdown: writing pending messages failed, retrying: %r", exc)
+                if time.monotonic() + delay >= deadline:
+                    break
+                await asyncio.sleep(delay)
+        lost = (len(self._notifications), len(self._commands))
+        if any(lost):
+            log.error(
+                "shutdown: %d notifications and %d commands were acknowledged but could not be "
+                "written within %.0f s: lost",
+                *lost,
+                bound,
+            )
+        else:
+            log.info("shutdown: every acknowledged notification and command is written")
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -163,7 +191,10 @@ class MessageStore:
         pending = self._commands.get(command_id)
         if pending is not None:
             return pending
-        row = await self.pool.fetchrow("SELECT * FROM commands WHERE id = $1", command_id)
+        row = await self.pool.fetchrow(
+            f"SELECT {_COMMAND_COLUMNS} FROM commands WHERE id = $1",  # noqa: S608 - fixed
+            command_id,
+        )
         return None if row is None else _command(row)
 
     async def since(
@@ -177,9 +208,9 @@ class MessageStore:
         limit: int,
     ) -> list[Notification | Command]:
         """Stored notifications or commands newer than ``since``, oldest first."""
-        table, name_column, make = _KINDS[kind]
+        table, name_column, columns, make = _KINDS[kind]
         rows = await self.pool.fetch(
-            f"""SELECT * FROM {table} WHERE "timestamp" > $1
+            f"""SELECT {columns} FROM {table} WHERE "timestamp" > $1
                   AND ($2::text[] IS NULL OR device_id = any($2::text[]))
                   AND ($3::bigint[] IS NULL OR network_id = any($3::bigint[]))
                   AND ($4::text[] IS NULL OR {name_column} = any($4::text[]))
@@ -192,10 +223,31 @@ class MessageStore:
         )
         return [make(row) for row in rows]
 
-    async def purge(self, older_than: float) -> None:
-        cutoff = at(older_than)
-        await self.pool.execute('DELETE FROM notifications WHERE "timestamp" < $1', cutoff)
-        await self.pool.execute("DELETE FROM commands WHERE last_updated < $1", cutoff)
+    async def purge(self, older_than: float, newer_than: float) -> int:
+        """Delete items stamped before ``older_than`` (retention), or after ``newer_than``: a
+        time no client could have set under the edge's limit on future timestamps (rows from
+        before that limit existed), so nothing could ever age them out. In bounded chunks, so a
+        large backlog never holds one long transaction; returns the number of rows deleted."""
+        low, high = at(older_than), at(min(newer_than, _LAST_SECOND))
+        deleted = 0
+        for table, column in (
+            ("notifications", '"timestamp"'),
+            ("commands", "last_updated"),
+            ("dead_letters", "recorded_at"),
+        ):
+            while True:
+                status = await self.pool.execute(
+                    f"""DELETE FROM {table} WHERE id IN (
+                          SELECT id FROM {table} WHERE {column} < $1 OR {column} > $2
+                          LIMIT {_PURGE_CHUNK})""",  # noqa: S608 - fixed identifiers
+                    low,
+                    high,
+                )
+                count = int(status.split()[-1])
+                deleted += count
+                if count < _PURGE_CHUNK:
+                    break
+        return deleted
 
 
 def _list(values: Iterable[Any] | None) -> list[Any] | None:
@@ -231,7 +283,24 @@ def _command(row: Any) -> Command:
     )
 
 
-_KINDS: dict[str, tuple[str, str, Callable[[Any], Notification | Command]]] = {
-    NOTIFICATION: ("notifications", "notification", _notification),
-    COMMAND: ("commands", "command", _command),
+_LAST_SECOND = 253402300799.0  # 9999-12-31T23:59:59Z: the last moment Python's datetime holds
+
+_PURGE_CHUNK = 10_000
+
+_CLAMPED = """LEAST({0}, '9999-12-31T23:59:59.999Z'::timestamptz) AS {0}"""
+"""A stored time Python cannot hold (year 10000, from before the edge limited timestamps)
+read as the last one it can: a replay that covers such a row must not fail."""
+
+_NOTIFICATION_COLUMNS = (
+    "id, device_id, network_id, device_type_id, notification, parameters, "
+    + _CLAMPED.format('"timestamp"')
+)
+_COMMAND_COLUMNS = (
+    "id, device_id, network_id, device_type_id, user_id, command, parameters, lifetime, "
+    "status, result, " + _CLAMPED.format('"timestamp"') + ", " + _CLAMPED.format("last_updated")
+)
+
+_KINDS: dict[str, tuple[str, str, str, Callable[[Any], Notification | Command]]] = {
+    NOTIFICATION: ("notifications", "notification", _NOTIFICATION_COLUMNS, _notification),
+    COMMAND: ("commands", "command", _COMMAND_COLUMNS, _command),
 }

@@ -1,0 +1,163 @@
+"""Batch inserts of notifications and commands that one bad row cannot stop.
+
+A batch that fails on its data (not on the connection) is split in halves until the failing
+row is alone; that row goes to ``dead_letters`` with its id, payload and error, and everything
+else is written. A transient error (connection lost, server shutting down, pool exhausted) is
+raised to the caller, which keeps the items pending and retries. Writes are idempotent (the
+insert is keyed by id), so a retry after a partial write duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from gateway.clock import at
+from gateway.store.db import Pool, transient
+
+log = logging.getLogger("gateway.store")
+
+_MAX_TEXT = 1 << 20
+
+
+class Item(Protocol):
+    @property
+    def id(self) -> int: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+Done = Callable[[Sequence[Any]], None]
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+async def insert_notifications(pool: Pool, items: Sequence[Any]) -> None:
+    await pool.execute(
+        """INSERT INTO notifications
+           (id, device_id, network_id, device_type_id, notification, parameters, "timestamp")
+           SELECT i, d, n, t, name, p, to_timestamp(ts)
+           FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[],
+                       $5::text[], $6::text[]::jsonb[], $7::float8[])
+                AS batch (i, d, n, t, name, p, ts)
+           ON CONFLICT (id) DO NOTHING""",
+        [n.id for n in items],
+        [n.device_id for n in items],
+        [n.network_id for n in items],
+        [n.device_type_id for n in items],
+        [n.notification for n in items],
+        [_dumps(n.parameters) for n in items],
+        [n.timestamp for n in items],
+    )
+
+
+async def insert_commands(pool: Pool, items: Sequence[Any]) -> None:
+    await pool.execute(
+        """INSERT INTO commands
+           (id, device_id, network_id, device_type_id, user_id, command, parameters,
+            lifetime, status, result, "timestamp", last_updated)
+           SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[],
+                                $5::bigint[], $6::text[], $7::text[]::jsonb[],
+                                $8::int[], $9::text[], $10::text[]::jsonb[],
+                                $11::timestamptz[], $12::timestamptz[])
+           ON CONFLICT (id) DO UPDATE SET status = excluded.status,
+               result = excluded.result, last_updated = excluded.last_updated
+           WHERE commands.last_updated <= excluded.last_updated""",
+        [c.id for c in items],
+        [c.device_id for c in items],
+        [c.network_id for c in items],
+        [c.device_type_id for c in items],
+        [c.user_id for c in items],
+        [c.command for c in items],
+        [_dumps(c.parameters) for c in items],
+        [c.lifetime for c in items],
+        [c.status for c in items],
+        [_dumps(c.result) for c in items],
+        [at(c.timestamp) for c in items],
+        [at(c.last_updated) for c in items],
+    )
+
+
+_INSERTS = {"notification": insert_notifications, "command": insert_commands}
+
+
+def _text(value: str) -> str:
+    """Storable as PostgreSQL text: no NUL, bounded."""
+    return value.replace("\x00", "\\u0000")[:_MAX_TEXT]
+
+
+def payload_of(item: Item) -> str:
+    """The item as JSON when it can be encoded, else its repr (the row must be kept anyway)."""
+    with contextlib.suppress(Exception):  # e.g. nesting too deep, a year out of range
+        return _text(orjson.dumps(item.to_json()).decode())
+    with contextlib.suppress(Exception):  # e.g. RecursionError on absurd nesting
+        return _text(repr(item))
+    return f"<{type(item).__name__} {item.id}: not representable>"
+
+
+class BatchWriter:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.dead_lettered = 0
+        self.lost = 0
+
+    async def write(self, kind: str, items: Sequence[Any], done: Done) -> None:
+        """Write ``items`` (all of one ``kind``); ``done`` is told each part that is settled
+        (written or dead-lettered). Raises only transient errors."""
+        try:
+            await _INSERTS[kind](self.pool, items)
+        except Exception as exc:
+            if transient(exc):
+                raise
+            if len(items) == 1:
+                await self._dead_letter(kind, items[0], exc)
+                done(items)
+                return
+            middle = len(items) // 2
+            await self.write(kind, items[:middle], done)
+            await self.write(kind, items[middle:], done)
+            return
+        done(items)
+
+    async def _dead_letter(self, kind: str, item: Item, error: Exception) -> None:
+        sqlstate = getattr(error, "sqlstate", None) or "-"
+        try:
+            await self.pool.execute(
+                "INSERT INTO dead_letters (kind, message_id, payload, error) "
+                "VALUES ($1, $2, $3, $4)",
+                kind,
+                item.id,
+                payload_of(item),
+                _text(f"{type(error).__name__}: {error}")[:4000],
+            )
+        except Exception as exc:
+            if transient(exc):
+                raise
+            self.lost += 1
+            log.error(
+                "%s %d could not be stored (%s, SQLSTATE %s) nor kept in dead_letters (%s): "
+                "lost (%d so far)",
+                kind,
+                item.id,
+                type(error).__name__,
+                sqlstate,
+                type(exc).__name__,
+                self.lost,
+            )
+            return
+        self.dead_lettered += 1
+        # The id and the error class only: the payload and the message may hold client data.
+        log.error(
+            "%s %d could not be stored (%s, SQLSTATE %s); kept in dead_letters (%d so far)",
+            kind,
+            item.id,
+            type(error).__name__,
+            sqlstate,
+            self.dead_lettered,
+        )
