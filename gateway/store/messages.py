@@ -113,9 +113,10 @@ class MessageStore:
                 del self._commands[item.id]
 
     async def flush(self) -> None:
-        """Write what is pending now, batch after batch. Raises only transient errors (what
-        is not written stays pending); a row PostgreSQL refuses goes to ``dead_letters``."""
-        for _ in range(self.pending_count // self.batch + 1):
+        """Write every full batch pending now (a backlog drains at once), or the one partial
+        batch when there is no full one. Raises only transient errors (what is not written
+        stays pending); a row PostgreSQL refuses goes to ``dead_letters``."""
+        for _ in range(max(1, self.pending_count // self.batch)):
             notifications = list(itertools.islice(self._notifications.values(), self.batch))
             commands = list(itertools.islice(self._commands.values(), self.batch))
             if not notifications and not commands:
