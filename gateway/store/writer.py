@@ -139,6 +139,9 @@ class BatchWriter:
         except Exception as exc:
             if transient(exc):
                 raise
+            # Drop it only when the database is verifiably up: an error misread as bad data
+            # during an outage must keep the item pending, not lose it.
+            await self.pool.fetchval("SELECT 1")
             self.lost += 1
             log.error(
                 "%s %d could not be stored (%s, SQLSTATE %s) nor kept in dead_letters (%s): "
