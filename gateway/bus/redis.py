@@ -22,6 +22,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from gateway import supervise
 from gateway.bus.base import Bus
 from gateway.supervise import Backoff, Streak, stop
 
@@ -66,7 +67,7 @@ class RedisBus(Bus):
     async def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._read_forever(), name="redis-bus-reader"),
-            asyncio.create_task(self._publish_forever(), name="redis-bus-publisher"),
+            supervise.spawn("redis-bus-publisher", self._publish_some, backoff_cap=1.0),
             asyncio.create_task(self._resync_forever(), name="redis-bus-resync"),
         ]
         # Start-up waits briefly for Redis; an instance may still start while it is down.
@@ -105,25 +106,25 @@ class RedisBus(Bus):
             return 1
         return max(1, int(receivers))
 
-    async def _publish_forever(self) -> None:
-        while True:
-            await self._outbox_ready.wait()
-            self._outbox_ready.clear()
-            while self._outbox:
-                batch = [self._outbox.popleft() for _ in range(min(len(self._outbox), 512))]
-                try:
-                    async with self._client.pipeline(transaction=False) as pipe:
-                        for channel, payload in batch:
-                            pipe.publish(self.prefix + channel, self._tag + payload)
-                        await pipe.execute()
-                except (RedisError, OSError) as exc:
-                    self._dropped += len(batch)
-                    if self._healthy:
-                        log.warning("publishing to Redis failed; messages lost: %s", exc)
-                    await asyncio.sleep(0.05)
-            if self._dropped:
-                log.warning("%d messages were not published to Redis (at-most-once)", self._dropped)
-                self._dropped = 0
+    async def _publish_some(self) -> None:
+        """Waits for something to publish, then publishes what the outbox holds."""
+        await self._outbox_ready.wait()
+        self._outbox_ready.clear()
+        while self._outbox:
+            batch = [self._outbox.popleft() for _ in range(min(len(self._outbox), 512))]
+            try:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for channel, payload in batch:
+                        pipe.publish(self.prefix + channel, self._tag + payload)
+                    await pipe.execute()
+            except (RedisError, OSError) as exc:
+                self._dropped += len(batch)
+                if self._healthy:
+                    log.warning("publishing to Redis failed; messages lost: %s", exc)
+                await asyncio.sleep(0.05)
+        if self._dropped:
+            log.warning("%d messages were not published to Redis (at-most-once)", self._dropped)
+            self._dropped = 0
 
     # -- subscribing -----------------------------------------------------------------------
 

@@ -8,11 +8,14 @@ of the grace window). Keeping them in coarse buckets costs a set slot per sessio
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class Deadlines(Generic[T]):
@@ -52,7 +55,11 @@ class Deadlines(Generic[T]):
                 for owner, action in self._buckets.pop(key).items():
                     if self._key_of.get(owner) == key:
                         del self._key_of[owner]
-                    action(owner)
+                    try:
+                        action(owner)
+                    except Exception:
+                        # One failing action must not stop the ticker for every other session.
+                        log.exception("deadline action for %r failed", owner)
         self._ticker = loop.call_later(self.resolution, self._tick) if self._buckets else None
 
     def close(self) -> None:

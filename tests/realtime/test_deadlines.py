@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from gateway.realtime.deadlines import Deadlines
 
 
@@ -42,3 +44,21 @@ async def test_an_action_may_set_the_owner_s_next_deadline() -> None:
     await asyncio.sleep(0.1)
     assert fired == ["expired", "closed"]
     deadlines.close()
+
+
+async def test_a_failing_action_neither_stops_the_others_nor_the_ticker(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    deadlines: Deadlines[str] = Deadlines(resolution=0.01)
+    fired: list[str] = []
+    later = asyncio.Event()
+
+    def broken(owner: str) -> None:
+        raise RuntimeError("broken action")
+
+    deadlines.set("a", 0.02, broken)
+    deadlines.set("b", 0.02, fired.append)
+    deadlines.set("c", 0.06, lambda owner: later.set())
+    await asyncio.wait_for(later.wait(), 5)
+    assert fired == ["b"]
+    assert "deadline action for 'a' failed" in caplog.text
