@@ -25,6 +25,7 @@ from gateway.api import meta as _meta_routes  # noqa: F401 - registers routes
 from gateway.api import sessions as _session_routes  # noqa: F401 - registers routes
 from gateway.api import users as _user_routes  # noqa: F401 - registers routes
 from gateway.api.routing import REST_KEY, ROUTES, Rest
+from gateway.api.serverlog import ServerLog
 from gateway.auth.accounts import AccountService
 from gateway.auth.login import AuthService
 from gateway.auth.passwords import Passwords
@@ -34,6 +35,7 @@ from gateway.auth.throttle import LoginThrottle
 from gateway.auth.tokens import KeySet, TokenCodec
 from gateway.bus.base import Bus
 from gateway.bus.control import Control
+from gateway.bus.handover import Handover
 from gateway.bus.memory import MemoryBus
 from gateway.config import ConfigError, Settings, redact
 from gateway.devices.access import Access
@@ -120,6 +122,10 @@ async def _bootstrap_admin(settings: Settings, accounts: AccountService) -> None
     path.chmod(0o600)
 
 
+def _pending_ids(messages: MessageStore) -> set[int]:
+    return {item.id for kind in ("notification", "command") for item in messages.pending(kind)}
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[
@@ -128,6 +134,7 @@ def create_app(settings: Settings) -> web.Application:
             )
         ],
         client_max_size=settings.max_body_bytes,
+        handler_args={"logger": ServerLog()},
     )
     ROUTES.install(app)
     endpoint.install(app)
@@ -219,7 +226,16 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
         access = Access(registry)
         networks = Networks(devices=devices, users=users, control=control, access=access)
         device_cases = Devices(devices=devices, registry=registry, control=control, access=access)
-        message_cases = Messages(messages=messages, access=access, publish=hub.publish, bus=bus)
+        handover = Handover(
+            control,
+            lambda: _pending_ids(messages),
+            interval=settings.persist_interval,
+            wait=max(1.0, 20 * settings.persist_interval),
+        )
+        stack.push_async_callback(handover.close)
+        message_cases = Messages(
+            messages=messages, access=access, publish=hub.publish, handover=handover
+        )
         rest = app[REST_KEY] = Rest(
             settings=settings,
             pool=pool,

@@ -15,6 +15,8 @@ import orjson
 
 from gateway.errors import Unprocessable
 
+NO_NUL = "^[^\\u0000]*$"
+
 
 def _at(path: str) -> str:
     return path or "body"
@@ -83,7 +85,8 @@ class Schema:
 @dataclass
 class Str(Schema):
     min_length: int = 0
-    max_length: int = 1024
+    max_length: int | None = 1024
+    """None: unbounded (only for what the server writes, such as error messages)."""
     pattern: str | None = None
     enum: Sequence[str] | None = None
     format: str | None = None
@@ -108,7 +111,7 @@ class Str(Schema):
                 if self.min_length == 1
                 else f"{_at(path)}: must be at least {self.min_length} characters"
             )
-        if len(value) > self.max_length:
+        if self.max_length is not None and len(value) > self.max_length:
             raise Unprocessable(f"{_at(path)}: must be at most {self.max_length} characters")
         if self._regex is not None and not self._regex.fullmatch(value):
             raise Unprocessable(f"{_at(path)}: must match {self.pattern}")
@@ -118,9 +121,13 @@ class Str(Schema):
         schema: dict[str, Any] = {"type": "string"}
         if self.min_length:
             schema["minLength"] = self.min_length
-        schema["maxLength"] = self.max_length
+        if self.max_length is not None:
+            schema["maxLength"] = self.max_length
         if self.pattern:
-            schema["pattern"] = self.pattern
+            # Validation matches the whole string; a JSON Schema pattern may match anywhere.
+            schema["pattern"] = f"^(?:{self.pattern})$"
+        elif self.enum is None and self.format is None:
+            schema["pattern"] = NO_NUL  # PostgreSQL cannot store NUL; validation refuses it
         if self.enum is not None:
             schema["enum"] = list(self.enum)
         if self.format:
@@ -140,6 +147,8 @@ class Int(Schema):
     description: str | None = None
 
     def _check(self, value: Any, path: str) -> Any:
+        if type(value) is float and value.is_integer():
+            value = int(value)  # JSON has one number type: 13.0 is the integer 13
         if isinstance(value, bool) or not isinstance(value, int):
             raise Unprocessable(f"{_at(path)}: must be an integer")
         if self.minimum is not None and value < self.minimum:
@@ -151,17 +160,17 @@ class Int(Schema):
         return value
 
     def parse_text(self, text: str, path: str) -> Any:
-        if not re.fullmatch(r"-?\d{1,18}", text):
+        if not re.fullmatch(r"-?\d{1,20}", text):
             raise Unprocessable(f"{_at(path)}: must be an integer")
         return self.check(int(text), path)
 
     def _json_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": "integer", "format": "int64"}
-        if self.minimum is not None:
-            schema["minimum"] = self.minimum
-        if self.maximum is not None:
-            schema["maximum"] = self.maximum
-        return schema
+        return {
+            "type": "integer",
+            "format": "int64",
+            "minimum": INT64_MIN if self.minimum is None else self.minimum,
+            "maximum": INT64_MAX if self.maximum is None else self.maximum,
+        }
 
 
 @dataclass
@@ -195,6 +204,25 @@ class AnyJson(Schema):
             raise Unprocessable(f"{_at(path)}: strings must not contain NUL characters")
         return value
 
+    def _json_schema(self) -> dict[str, Any]:
+        return {"$ref": "#/components/schemas/JsonValue"}
+
+
+JSON_VALUE: dict[str, Any] = {
+    "description": "Any JSON value without NUL characters in its strings and keys",
+    "anyOf": [
+        {"type": ["null", "boolean", "number"]},
+        {"type": "string", "pattern": NO_NUL},
+        {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": NO_NUL},
+            "additionalProperties": {"$ref": "#/components/schemas/JsonValue"},
+        },
+    ],
+}
+"""The OpenAPI component AnyJson refers to."""
+
 
 @dataclass
 class Array(Schema):
@@ -219,6 +247,29 @@ class Array(Schema):
             schema["minItems"] = self.min_items
         schema["maxItems"] = self.max_items
         return schema
+
+
+@dataclass
+class AllOr(Schema):
+    """``["*"]`` (all that the owner may see) or a list that ``items`` validates."""
+
+    items: Array
+    nullable: bool = False
+    description: str | None = None
+
+    def _check(self, value: Any, path: str) -> Any:
+        if value == [WILDCARD]:
+            return value
+        if isinstance(value, list) and WILDCARD in value:
+            raise Unprocessable(f'{_at(path)}: "*" stands alone, meaning all')
+        return self.items.check(value, path)
+
+    def _json_schema(self) -> dict[str, Any]:
+        everything = {"type": "array", "items": {"const": WILDCARD}, "minItems": 1, "maxItems": 1}
+        return {"oneOf": [everything, self.items.json_schema()]}
+
+
+WILDCARD = "*"
 
 
 @dataclass
@@ -250,6 +301,8 @@ class Obj(Schema):
     nullable: bool = False
     description: str | None = None
     name: str | None = None
+    exactly_one: Sequence[str] = ()
+    """Fields of which exactly one must be present (OpenAPI: a ``oneOf`` of ``required``)."""
 
     def _check(self, value: Any, path: str) -> Any:
         if not isinstance(value, dict):
@@ -265,6 +318,10 @@ class Obj(Schema):
         for name, schema in self.properties.items():
             if name in value:
                 checked[name] = schema.check(value[name], f"{path}.{name}" if path else name)
+        if self.exactly_one and sum(name in value for name in self.exactly_one) != 1:
+            *first, last = self.exactly_one
+            prefix = f"{path}: " if path else ""
+            raise Unprocessable(f"{prefix}give exactly one of {', '.join(first)} or {last}")
         return checked
 
     def _json_schema(self) -> dict[str, Any]:
@@ -275,6 +332,8 @@ class Obj(Schema):
         }
         if self.required:
             schema["required"] = list(self.required)
+        if self.exactly_one:
+            schema["oneOf"] = [{"required": [name]} for name in self.exactly_one]
         return schema
 
 

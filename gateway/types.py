@@ -328,14 +328,20 @@ class Command:
 class CloseCode(enum.IntEnum):
     """Every code the server closes a WebSocket with. 4000-range where RFC 6455 has none."""
 
+    NORMAL_CLOSURE = 1000
+    """The client closed the socket; the server answers its close frame with this code."""
     GOING_AWAY = 1001
     """The server is shutting down; reconnect to another instance."""
+    PROTOCOL_ERROR = 1002
+    """A frame broke RFC 6455 (bad opcode, unmasked, fragmented control frame...)."""
+    INVALID_FRAME_PAYLOAD_DATA = 1007
+    """A text frame was not valid UTF-8 (a binary frame with bad JSON gets a 400 instead)."""
     POLICY_VIOLATION = 1008
     """Too many consecutive error replies."""
     MESSAGE_TOO_BIG = 1009
     """An inbound message exceeded the size limit."""
     INTERNAL_ERROR = 1011
-    """An unexpected server error (never expected; reported in the server log)."""
+    """A replay failed after its subscribe was answered (reported in the server log)."""
     AUTH_TIMEOUT = 4000
     """Not authenticated within the authentication timeout."""
     INVALID_TOKEN = 4001

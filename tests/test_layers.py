@@ -44,6 +44,7 @@ FLOORS = [
                 "gateway.config",
                 "gateway.errors",
                 "gateway.clock",
+                "gateway.limits",
                 "gateway.schema",
                 "gateway.http",
                 "gateway.metrics",

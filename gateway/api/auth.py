@@ -12,9 +12,9 @@ from gateway.api.users import USER, user_json
 from gateway.auth.login import MintRequest
 from gateway.auth.permissions import parse_actions
 from gateway.auth.tokens import ACCESS
-from gateway.errors import NotFound, Unprocessable
+from gateway.errors import NotFound
 from gateway.http import client_address, json_response
-from gateway.schema import DEVICE_ID, Array, Int, Obj, OneOf, Str
+from gateway.schema import DEVICE_ID, AllOr, Array, Int, Obj, OneOf, Str
 from gateway.types import WILDCARD, Action, RevocationReason
 
 LOGIN = Obj(
@@ -25,7 +25,8 @@ LOGIN = Obj(
         "password": Str(min_length=1, max_length=1024),
     },
     required=["password"],
-    description="One of email, login or username names the account.",
+    description="Exactly one of email, login or username names the account.",
+    exactly_one=("email", "login", "username"),
 )
 
 TOKEN_PAIR = Obj(
@@ -57,14 +58,12 @@ MINT = Obj(
     {
         "user_id": Int(minimum=1),
         "actions": Array(ACTION_REF, max_items=64, description="names or ids"),
-        "networkIds": Array(
-            OneOf([Int(minimum=1), Str(enum=[WILDCARD])]),
-            max_items=1000,
+        "networkIds": AllOr(
+            Array(Int(minimum=1), max_items=1000),
             description='network ids, or ["*"] for all the owner may see',
         ),
-        "deviceIds": Array(
-            OneOf([DEVICE_ID, Str(enum=[WILDCARD])]),
-            max_items=1000,
+        "deviceIds": AllOr(
+            Array(DEVICE_ID, max_items=1000),
             description='device ids, or ["*"] for all the owner may see',
         ),
         "expires_in": Int(minimum=1, description="access token lifetime, seconds"),
@@ -91,16 +90,16 @@ REVOKE = Obj(
         "device_id": DEVICE_ID,
     },
     description="Exactly one of jti, user_id, device_id.",
+    exactly_one=("jti", "user_id", "device_id"),
 )
 
 TOKEN_INFO = Obj({"header": Obj({}, additional=True), "payload": Obj({}, additional=True)})
 
 
 def _wildcard_or(values: list[Any] | None, kind: str) -> frozenset[Any] | None:
+    """None for all (``["*"]``, checked by AllOr), else the listed ids."""
     if values is None or values == [WILDCARD]:
         return None
-    if WILDCARD in values:
-        raise Unprocessable(f'{kind}: "*" stands alone, meaning all')
     return frozenset(values)
 
 
@@ -115,8 +114,6 @@ def _wildcard_or(values: list[Any] | None, kind: str) -> frozenset[Any] | None:
 )
 async def login(call: Call) -> web.Response:
     names = [call.body[key] for key in ("email", "login", "username") if key in call.body]
-    if len(names) != 1:
-        raise Unprocessable("give exactly one of email, login or username")
     address = client_address(call.request, call.ctx.settings.trusted_proxies)
     pair = await call.ctx.auth.login(names[0], call.body["password"], address)
     return json_response(pair.to_json())
@@ -207,7 +204,7 @@ async def token_info(call: Call) -> web.Response:
     summary="The current user",
     tag="auth",
     permission=Action.GetCurrentUser,
-    responses={200: USER, 401: None},
+    responses={200: USER, 401: None, 404: None},
 )
 async def me(call: Call) -> web.Response:
     user = await call.ctx.users.get(call.principal.user_id)
@@ -226,9 +223,6 @@ async def me(call: Call) -> web.Response:
     responses={200: RECEIPT, 404: None},
 )
 async def revoke(call: Call) -> web.Response:
-    given = [key for key in ("jti", "user_id", "device_id") if key in call.body]
-    if len(given) != 1:
-        raise Unprocessable("give exactly one of jti, user_id or device_id")
     auth = call.ctx.auth
     if "jti" in call.body:
         receipt = await auth.revoke_token(call.body["jti"], RevocationReason.BY_ADMINISTRATOR)

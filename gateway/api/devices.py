@@ -10,7 +10,7 @@ from gateway.schema import DEVICE_ID, AnyJson, Array, Bool, Int, Obj, Str
 from gateway.types import Action
 
 NETWORK = Obj(
-    {"id": Int(), "name": Str(), "description": Str(nullable=True)},
+    {"id": Int(), "name": Str(max_length=200), "description": Str(max_length=2000, nullable=True)},
     required=["id", "name", "description"],
 )
 NEW_NETWORK = Obj(

@@ -8,11 +8,12 @@ from aiohttp import web
 
 import gateway
 from gateway.api.routing import ROUTES, Call, Route
+from gateway.config import Settings
 from gateway.http import json_response
-from gateway.schema import Bool, Obj, Str
+from gateway.schema import JSON_VALUE, Bool, Obj, Str
 
 ERROR = Obj(
-    {"message": Str(), "request_id": Str()},
+    {"message": Str(max_length=None), "request_id": Str(max_length=64)},
     required=["message", "request_id"],
     name="Error",
 )
@@ -21,7 +22,7 @@ _STATUS_TEXT = {
     200: "OK",
     201: "Created",
     204: "No content",
-    400: "Malformed request (bad JSON, unknown query parameter)",
+    400: "Malformed request (bad JSON, JSON nested too deep, unknown query parameter)",
     401: "Missing, invalid, expired or revoked token",
     403: "The token lacks the permission or scope",
     404: "Not found",
@@ -67,11 +68,12 @@ async def readyz(call: Call) -> web.Response:
 def _operation(route: Route) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     codes = dict(route.responses)
+    codes.setdefault(400, None)  # every route refuses an unknown query parameter
+    if route.body is not None or route.params or route.query:
+        codes.setdefault(422, None)
     if route.body is not None:
-        codes.setdefault(400, None)
         codes.setdefault(413, None)
         codes.setdefault(415, None)
-        codes.setdefault(422, None)
     if route.auth:
         codes.setdefault(401, None)
         if route.permission is not None:
@@ -113,10 +115,19 @@ def _operation(route: Route) -> dict[str, Any]:
     return operation
 
 
-def openapi_document() -> dict[str, Any]:
+def _configured_maxima(paths: dict[str, dict[str, Any]], settings: Settings) -> None:
+    """Maxima that the configuration sets rather than the declarations: a minted access token
+    lives at most as long as a refresh token (GATEWAY_REFRESH_TTL)."""
+    mint = paths["/v1/auth/token/create"]["post"]["requestBody"]["content"]["application/json"]
+    mint["schema"]["properties"]["expires_in"]["maximum"] = int(settings.refresh_ttl)
+
+
+def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES.routes:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+    if settings is not None:
+        _configured_maxima(paths, settings)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -128,7 +139,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": {"Error": ERROR.json_schema()},
+            "schemas": {"Error": ERROR.json_schema(), "JsonValue": JSON_VALUE},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             },
@@ -145,4 +156,4 @@ def openapi_document() -> dict[str, Any]:
     responses={200: Obj({}, additional=True)},
 )
 async def openapi(call: Call) -> web.Response:
-    return json_response(openapi_document())
+    return json_response(openapi_document(call.ctx.settings))

@@ -29,6 +29,7 @@ from gateway.errors import (
     UnsupportedMediaType,
 )
 from gateway.http import REQUEST_ID_KEY
+from gateway.limits import loads
 from gateway.schema import Obj, Schema
 from gateway.store.db import Pool
 from gateway.store.health import DatabaseHealth
@@ -181,7 +182,7 @@ async def _read_body(request: web.Request, schema: Obj) -> dict[str, Any]:
     if not raw.strip():
         raise BadRequest("Request body is empty (expected a JSON object)")
     try:
-        data = orjson.loads(raw)
+        data = loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"Malformed JSON: {exc}") from None
     checked: dict[str, Any] = schema.check(data, "")

@@ -12,7 +12,12 @@ from gateway.http import json_response
 from gateway.schema import Array, Int, Obj, Str
 from gateway.types import Action, User
 
-EMAIL = Str(min_length=3, max_length=320, pattern=r"[^@\s]+@[^@\s]+", format="email")
+EMAIL = Str(
+    min_length=3,
+    max_length=320,
+    pattern=r"[^@\s\x00]+@[^@\s\x00]+",
+    description="an e-mail address: one @, no white space (not checked further)",
+)
 PASSWORD = Str(min_length=8, max_length=1024, description="at least 8 characters")
 NAME = Str(min_length=1, max_length=200)
 ROLE = Str(enum=["admin", "client"])
@@ -23,8 +28,8 @@ USER_ID = {"id": Int(minimum=1)}
 USER = Obj(
     {
         "id": Int(),
-        "name": Str(),
-        "email": Str(format="email"),
+        "name": Str(max_length=200),
+        "email": Str(max_length=320),
         "role": ROLE,
         "status": STATUS,
         "networkIds": Array(Int()),

@@ -6,23 +6,17 @@ which delivers it to local subscribers and to other instances.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Collection
 from typing import Any
 
-from gateway.bus.base import Bus
+from gateway.bus.handover import Handover
 from gateway.devices.access import Access
 from gateway.errors import Forbidden, NotFound
 from gateway.store.messages import MessageStore
 from gateway.types import Action, Command, Notification, Principal
 
 REPLAY_LIMIT = 10_000
-
-REMOTE_COMMAND_WAIT = 1.0
-"""How long command/update looks for a command that another instance acknowledged but has not
-written yet (it writes every persist interval): a device on instance A may answer a command
-inserted on instance B within milliseconds."""
 
 Publish = Callable[[bytes, Notification | Command], None]
 """Hands an item to the fan-out: ``b"n"`` a notification, ``b"c"`` a command, ``b"u"`` a
@@ -31,12 +25,12 @@ command's new state."""
 
 class Messages:
     def __init__(
-        self, *, messages: MessageStore, access: Access, publish: Publish, bus: Bus
+        self, *, messages: MessageStore, access: Access, publish: Publish, handover: Handover
     ) -> None:
         self.messages = messages
         self.access = access
         self.publish = publish
-        self.bus = bus
+        self.handover = handover
 
     async def insert_notification(
         self,
@@ -86,12 +80,25 @@ class Messages:
         return command
 
     async def update_command(
-        self, principal: Principal, device_id: str, command_id: int, fields: dict[str, Any]
+        self,
+        principal: Principal,
+        device_id: str,
+        command_id: int,
+        fields: dict[str, Any],
+        *,
+        look_further: bool = False,
     ) -> Command:
+        """Raises NotFound for a command neither pending here nor stored. On a cluster another
+        instance may have acknowledged it a moment ago and not written it yet: with
+        ``look_further`` the look-up waits for every instance's flush barrier first (callers
+        that must not wait try without it, and again with it elsewhere)."""
         device = await self.access.device_for(principal, device_id, Action.UpdateDeviceCommand)
         if device.is_blocked:
             raise Forbidden(f"Device {device_id} is blocked")
-        command = await self._command(command_id)
+        command = await self.messages.get_command(command_id)
+        if command is None and look_further and self.handover.shared:
+            await self.handover.barrier()
+            command = await self.messages.get_command(command_id)
         if command is None or command.device_id != device_id:
             raise NotFound(f"Command {command_id} not found for device {device_id}")
         updated = command.updated(
@@ -100,18 +107,6 @@ class Messages:
         self.messages.put_command(updated)
         self.publish(b"u", updated)
         return updated
-
-    async def _command(self, command_id: int) -> Command | None:
-        """Pending here or stored; else looked for again a bounded time, in case another
-        instance acknowledged it a moment ago and its batch is not committed yet."""
-        command = await self.messages.get_command(command_id)
-        if command is not None or not self.bus.shared:
-            return command
-        deadline = time.monotonic() + REMOTE_COMMAND_WAIT
-        while command is None and time.monotonic() < deadline:
-            await asyncio.sleep(min(0.05, max(0.005, self.messages.interval / 2)))
-            command = await self.messages.get_command(command_id)
-        return command
 
     async def history(
         self,
@@ -125,11 +120,10 @@ class Messages:
         """Stored items newer than ``since``, pending ones included (not yet written).
 
         The caller's live subscription is in place already. On a cluster, an item another
-        instance acknowledged just before it is neither delivered live nor written yet (it is,
-        within that instance's persist interval): wait that long before reading, or a client
-        reconnecting to another instance would miss it for good."""
-        if self.bus.shared:
-            await asyncio.sleep(2 * self.messages.interval)
+        instance acknowledged just before it is neither delivered live nor written yet: read
+        only after every instance has written what it held then (the flush barrier), or a
+        client reconnecting to another instance would miss it for good."""
+        await self.handover.barrier()
         pending = self.messages.pending(kind)
         stored = await self.messages.since(
             kind,

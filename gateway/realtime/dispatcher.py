@@ -7,6 +7,7 @@ dispatcher never lets a message crash the session: every failure becomes an erro
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from gateway.errors import (
     Unprocessable,
 )
 from gateway.http import DATABASE_UNAVAILABLE, Outage
+from gateway.limits import loads
 from gateway.realtime.hub import Hub
 from gateway.realtime.protocol import error, success
 from gateway.realtime.session import Session
@@ -65,7 +67,24 @@ class Reply:
     """Run once the success reply is queued (a replay follows its subscribe reply)."""
 
 
-Handler = Callable[[Context, Session, dict[str, Any]], Awaitable[Reply | dict[str, Any] | None]]
+Result = Reply | dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class Later:
+    """A request whose answer may wait (on other instances, on a database read before a replay):
+    ``work`` runs in a task of the session's, so the socket keeps reading, and its outcome is the
+    reply."""
+
+    work: Callable[[], Awaitable[Result]]
+    abandon: Callable[[], None] | None = None
+    """Undoes what the handler did before deferring, when ``work`` is refused."""
+
+
+MAX_LATER = 16
+"""Requests of one session that may wait at once; more get a 429 error reply."""
+
+Handler = Callable[[Context, Session, dict[str, Any]], Awaitable[Result | Later]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +133,8 @@ def _envelope(raw: str | bytes) -> tuple[Any, Any]:
     """The action and requestId of a request, when it has them: a rate-limited client waiting
     for the reply to its requestId must get its 429, not a reply it cannot match."""
     try:
-        request = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        request = loads(raw)
+    except (orjson.JSONDecodeError, GatewayError):
         return None, None
     if not isinstance(request, dict):
         return None, None
@@ -146,12 +165,11 @@ class Dispatcher:
                 refused, refused_id = _envelope(raw)
                 session.send(error(refused, refused_id, 429, "Rate limit exceeded; slow down"))
             return
-        session.rejected = 0
         action_name: Any = None
         request_id: Any = None
         try:
             try:
-                request = orjson.loads(raw)
+                request = loads(raw)
             except orjson.JSONDecodeError:
                 raise BadRequest("Malformed JSON") from None
             if not isinstance(request, dict):
@@ -170,25 +188,74 @@ class Dispatcher:
                     raise BadRequest(exc.message) from None
             result = await spec.handler(self.ctx, session, request)
         except GatewayError as exc:
-            session.send(error(action_name, request_id, exc.status, exc.message))
-            if exc.status == 503:
-                return  # the gateway's trouble, not the client's: no strike against the session
-            session.errors += 1
-            if session.errors >= settings.ws_max_errors:
-                session.close(CloseCode.POLICY_VIOLATION, "too many errors")
+            self._failed(session, action_name, request_id, exc)
             return
-        except Exception as exc:
-            if self.ctx.outage(exc):  # logged once per outage by whoever tracks it
-                session.send(error(action_name, request_id, 503, DATABASE_UNAVAILABLE))
-                return
-            log.exception("session %s: action %r failed", session.id, action_name)
-            session.send(error(action_name, request_id, 500, "Internal server error"))
+        except Exception as exc:  # noqa: BLE001 - logged (or a 503) by _crashed
+            self._crashed(session, action_name, request_id, exc)
             return
+        if isinstance(result, Later):
+            if not session.start(self._later(session, action_name, request_id, result), MAX_LATER):
+                if result.abandon is not None:
+                    result.abandon()
+                session.send(
+                    error(action_name, request_id, 429, "Too many requests in progress; wait")
+                )
+            return
+        after = self._succeeded(session, action_name, request_id, result)
+        if after is not None:
+            session.start(self._after(session, action_name, after), sys.maxsize)
+
+    def _failed(
+        self, session: Session, action_name: Any, request_id: Any, exc: GatewayError
+    ) -> None:
+        session.send(error(action_name, request_id, exc.status, exc.message))
+        if exc.status == 503:
+            return  # the gateway's trouble, not the client's: no strike against the session
+        session.errors += 1
+        if session.errors >= self.ctx.settings.ws_max_errors:
+            session.close(CloseCode.POLICY_VIOLATION, "too many errors")
+
+    def _crashed(self, session: Session, action_name: Any, request_id: Any, exc: Exception) -> None:
+        if self.ctx.outage(exc):  # logged once per outage by whoever tracks it
+            session.send(error(action_name, request_id, 503, DATABASE_UNAVAILABLE))
+            return
+        log.exception("session %s: action %r failed", session.id, action_name)
+        session.send(error(action_name, request_id, 500, "Internal server error"))
+
+    def _succeeded(
+        self, session: Session, action_name: Any, request_id: Any, result: Result
+    ) -> After | None:
+        """Send the success reply; returns what is to run after it."""
         session.errors = 0
         reply = result if isinstance(result, Reply) else Reply(result or {})
         session.send(success(action_name, request_id, reply.payload))
-        if reply.after is not None:
-            await reply.after()
+        return reply.after
+
+    async def _later(
+        self, session: Session, action_name: Any, request_id: Any, later: Later
+    ) -> None:
+        try:
+            result = await later.work()
+        except GatewayError as exc:
+            self._failed(session, action_name, request_id, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - logged (or a 503) by _crashed
+            self._crashed(session, action_name, request_id, exc)
+            return
+        if session.closing:
+            return
+        after = self._succeeded(session, action_name, request_id, result)
+        if after is not None:
+            await self._after(session, action_name, after)
+
+    async def _after(self, session: Session, action_name: Any, after: After) -> None:
+        """What follows a success reply (a replay): a failure there can no longer be the reply,
+        so the session is closed with 1011 (documented) and the failure logged."""
+        try:
+            await after()
+        except Exception:
+            log.exception("session %s: %r failed after its reply", session.id, action_name)
+            session.close(CloseCode.INTERNAL_ERROR, "internal error")
 
     def _check_token(self, session: Session) -> None:
         principal = session.principal

@@ -36,7 +36,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         return error_response(503, "Server shutting down", request_id)
     ws = web.WebSocketResponse(
         heartbeat=settings.ws_heartbeat,
-        max_msg_size=settings.ws_max_message_bytes,
+        # aiohttp refuses a message of max_msg_size bytes or more; the limit is inclusive.
+        max_msg_size=settings.ws_max_message_bytes + 1,
         compress=False,
     )
     ws.headers[REQUEST_ID] = request_id

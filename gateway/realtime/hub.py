@@ -100,6 +100,8 @@ class Hub:
 
     def remove(self, session: Session) -> None:
         session.closing = True
+        session.cancel_tasks()
+        session.ended()
         self.sessions.pop(session.id, None)
         for subscription in list(session.subscriptions.values()):
             self.unsubscribe(subscription)
@@ -342,6 +344,6 @@ class Hub:
             if subscription.replay_buffer is not None:
                 # An update is a new state of an item the replay may already hold in an older
                 # state: never drop it as a duplicate (key None).
-                subscription.replay_buffer.append((None if is_update else item_id, data))
+                session.hold(subscription, None if is_update else item_id, data)
             else:
                 session.send(data)

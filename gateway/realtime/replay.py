@@ -1,20 +1,28 @@
 """The replay of a subscription given a ``timestamp``, without a gap and without a duplicate.
 
-Stored items newer than the timestamp go first, then what arrived live meanwhile (held back in
-the subscription's buffer), paced by the client's reading."""
+It runs in a task of the session's beside the read loop (the session's other requests are
+answered meanwhile). The subscription is live from the start: pushes that arrive during the
+replay are held back (counted against the session's queue limits, see ``Session.hold``) and
+sent after the stored items, skipping those the replay already sent, paced by the client's
+reading.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import orjson
 
-from gateway.realtime.dispatcher import After, Context
+from gateway.realtime.dispatcher import Context, Reply
 from gateway.realtime.protocol import push
 from gateway.realtime.session import Session, Subscription
-from gateway.types import NOTIFICATION
+from gateway.types import NOTIFICATION, Command, Notification, Principal
 
 _REPLAY_STALL = 10.0
 """How long a replay waits for a client to read before sending on regardless (and the session
 is then closed as a slow consumer if its queue overflows)."""
+
+Memberships = Callable[[int], frozenset[int]]
 
 
 async def _send_paced(session: Session, data: bytes) -> None:
@@ -26,52 +34,81 @@ async def _send_paced(session: Session, data: bytes) -> None:
     session.send(data)
 
 
-def replayer(ctx: Context, subscription: Subscription, since: float) -> After:
-    """The replay of ``subscription`` from ``since``, to run after the subscribe reply."""
+def _may_see(
+    subscription: Subscription,
+    principal: Principal | None,
+    memberships: Memberships,
+    item: Notification | Command,
+) -> bool:
+    """Checked per item: the token may expire and memberships change during a replay."""
+    return principal is not None and (
+        subscription.wants(item.network_id, item.device_type_id, item.name)
+        and principal.may_reach(item.device_id, item.network_id, memberships(principal.user_id))
+    )
 
-    async def replay() -> None:
-        session = subscription.session
-        sent: set[int] = set()
+
+def replayer(
+    ctx: Context, subscription: Subscription, since: float
+) -> Callable[[], Awaitable[Reply]]:
+    """Read what the replay sends (after the flush barrier on a cluster), then answer the
+    subscribe and stream; a failed read withdraws the subscription and becomes the error reply."""
+
+    async def read() -> Reply:
         try:
-            devices = None if subscription.device_id is None else [subscription.device_id]
             items = await ctx.messages.history(
                 subscription.kind,
                 since,
-                device_ids=devices,
+                device_ids=None if subscription.device_id is None else [subscription.device_id],
                 network_ids=subscription.network_ids,
                 names=subscription.names,
             )
-            action, key = (
-                ("notification/insert", b"notification")
-                if subscription.kind == NOTIFICATION
-                else ("command/insert", b"command")
-            )
-            memberships = ctx.registry.memberships
-            for item in items:
-                if session.closing:
-                    return
-                principal = session.live_principal
-                if principal is None or not (
-                    subscription.wants(item.network_id, item.device_type_id, item.name)
-                    and principal.may_reach(
-                        item.device_id, item.network_id, memberships(principal.user_id)
-                    )
-                ):
-                    continue
-                sent.add(item.id)
-                frame = push(action, subscription.id_bytes, key, orjson.dumps(item.to_json()))
-                await _send_paced(session, frame)
-            # Live items that arrived meanwhile; more may arrive while these are paced out.
-            while subscription.replay_buffer and not session.closing:
-                buffered, subscription.replay_buffer = subscription.replay_buffer, []
-                for item_id, data in buffered:
-                    if item_id is None or item_id not in sent:
-                        await _send_paced(session, data)
-        finally:
-            buffered = subscription.replay_buffer or []
-            subscription.replay_buffer = None
-            for item_id, data in buffered:
+        except BaseException:
+            ctx.hub.unsubscribe(subscription)
+            subscription.session.release(subscription, done=True)
+            raise
+
+        async def stream() -> None:
+            await replay(subscription, items, ctx.registry.memberships)
+
+        return Reply({"subscriptionId": subscription.id}, stream)
+
+    return read
+
+
+async def replay(
+    subscription: Subscription,
+    items: list[Notification | Command],
+    memberships: Memberships,
+) -> None:
+    """Send ``items`` (read after the subscription went live), then the held-back pushes."""
+    session = subscription.session
+    sent: set[int] = set()
+    action, key = (
+        ("notification/insert", b"notification")
+        if subscription.kind == NOTIFICATION
+        else ("command/insert", b"command")
+    )
+
+    def active() -> bool:
+        return not session.closing and subscription.id in session.subscriptions
+
+    try:
+        for item in items:
+            if not active():
+                return
+            if not _may_see(subscription, session.live_principal, memberships, item):
+                continue
+            sent.add(item.id)
+            frame = push(action, subscription.id_bytes, key, orjson.dumps(item.to_json()))
+            await _send_paced(session, frame)
+        # Live pushes that arrived meanwhile; more may arrive while these are paced out.
+        while subscription.replay_buffer and active():
+            for item_id, data in session.release(subscription, done=False):
+                if item_id is None or item_id not in sent:
+                    await _send_paced(session, data)
+    finally:
+        held = session.release(subscription, done=True)
+        if active():
+            for item_id, data in held:
                 if item_id is None or item_id not in sent:
                     session.send(data)
-
-    return replay

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import struct
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Coroutine
@@ -22,6 +23,9 @@ from gateway.config import Settings
 from gateway.types import CloseCode, Principal
 
 log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT = 5.0
+"""How long a closing session waits for the client's close frame."""
 
 
 @dataclass(slots=True, eq=False)
@@ -104,6 +108,9 @@ _SESSION_IDS = itertools.count(1)
 class Session:
     __slots__ = (
         "__weakref__",
+        "_ended",
+        "_held",
+        "_held_bytes",
         "_queue",
         "_queued_bytes",
         "_rate_at",
@@ -119,6 +126,7 @@ class Session:
         "rejected",
         "remote",
         "subscriptions",
+        "tasks",
         "ws",
     )
 
@@ -136,6 +144,12 @@ class Session:
         self.rejected = 0
         self._queue: deque[bytes] | None = None
         self._queued_bytes = 0
+        self._held = 0
+        self._held_bytes = 0
+        self._ended: asyncio.Future[None] | None = None
+        self.tasks: set[asyncio.Task[None]] | None = None
+        """Requests that wait (a replay, a look-up on other instances) run here, off the read
+        loop; None while there are none."""
         self._writer: asyncio.Task[None] | None = None
         self._rate_tokens = float(env.limits.burst)
         self._rate_at = time.monotonic()
@@ -150,13 +164,18 @@ class Session:
     # -- rate limit ------------------------------------------------------------------------
 
     def take_token(self) -> bool:
-        """Token bucket: refills at ``rate`` per second up to ``burst``."""
+        """Token bucket: refills at ``rate`` per second up to ``burst``.
+
+        The count of rejections starts again only once the bucket is full, i.e. after the client
+        kept within its rate long enough to earn its whole burst back: a client sending above
+        its rate gets a token now and then, and must not have its count reset by each one."""
         now = time.monotonic()
         limits = self.env.limits
-        self._rate_tokens = min(
-            float(limits.burst), self._rate_tokens + (now - self._rate_at) * limits.rate
-        )
+        burst = float(limits.burst)
+        self._rate_tokens = min(burst, self._rate_tokens + (now - self._rate_at) * limits.rate)
         self._rate_at = now
+        if self._rate_tokens >= burst:
+            self.rejected = 0
         if self._rate_tokens >= 1.0:
             self._rate_tokens -= 1.0
             return True
@@ -173,14 +192,44 @@ class Session:
             queue = self._queue = deque()
         queue.append(data)
         self._queued_bytes += len(data)
-        limits = self.env.limits
-        if len(queue) > limits.queue_messages or self._queued_bytes > limits.queue_bytes:
-            queue.clear()
-            self._queued_bytes = 0
-            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbound queue full")
+        if self._over_limit(len(queue)):
             return
         if self._writer is None:
             self._writer = asyncio.create_task(self._drain())
+
+    def _over_limit(self, queued: int) -> bool:
+        """Queued frames and live pushes held back by replays count against one limit; beyond
+        it the session is closed as a slow consumer and what it queued is dropped."""
+        limits = self.env.limits
+        if (
+            queued + self._held <= limits.queue_messages
+            and self._queued_bytes + self._held_bytes <= limits.queue_bytes
+        ):
+            return False
+        if self._queue:
+            self._queue.clear()
+        self._queued_bytes = 0
+        self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbound queue full")
+        return True
+
+    def hold(self, subscription: Subscription, item_id: int | None, data: bytes) -> None:
+        """Keep a live push back while the subscription's replay runs (see Subscription)."""
+        buffer = subscription.replay_buffer
+        if self.closing or buffer is None:
+            return
+        buffer.append((item_id, data))
+        self._held += 1
+        self._held_bytes += len(data)
+        self._over_limit(len(self._queue) if self._queue else 0)
+
+    def release(self, subscription: Subscription, done: bool) -> list[tuple[int | None, bytes]]:
+        """The pushes held back for ``subscription`` so far (no longer counted as held); when
+        ``done``, later pushes go straight to the queue again."""
+        held = subscription.replay_buffer or []
+        subscription.replay_buffer = None if done else []
+        self._held -= len(held)
+        self._held_bytes -= sum(len(data) for _, data in held)
+        return held
 
     def backlogged(self) -> bool:
         """The outbound queue is at least half full (by count or bytes): a bulk sender such as
@@ -189,9 +238,36 @@ class Session:
         if not queue:
             return False
         limits = self.env.limits
-        return (
-            len(queue) * 2 >= limits.queue_messages or self._queued_bytes * 2 >= limits.queue_bytes
-        )
+        return (len(queue) + self._held) * 2 >= limits.queue_messages or (
+            self._queued_bytes + self._held_bytes
+        ) * 2 >= limits.queue_bytes
+
+    # -- requests that wait ----------------------------------------------------------------
+
+    def start(self, work: Coroutine[Any, Any, None], limit: int) -> bool:
+        """Run ``work`` beside the read loop; False (and ``work`` discarded) when ``limit``
+        tasks are running already."""
+        tasks = self.tasks
+        if tasks is None:
+            tasks = self.tasks = set()
+        if len(tasks) >= limit:
+            work.close()
+            return False
+        task = asyncio.create_task(work)
+        tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return True
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        tasks = self.tasks
+        if tasks is not None:
+            tasks.discard(task)
+            if not tasks:
+                self.tasks = None
+
+    def cancel_tasks(self) -> None:
+        for task in list(self.tasks or ()):
+            task.cancel()
 
     async def _drain(self) -> None:
         queue = self._queue
@@ -230,11 +306,29 @@ class Session:
         return True
 
     async def _close(self, code: int, reason: str) -> None:
+        """The close handshake: a close frame, then the read loop goes on (ignoring requests)
+        until the client's close frame ends it. Closing the transport at once, with frames of
+        the client's still unread, would reset the connection, and a client that was sending
+        would never see the code (1006). A client that does not answer within CLOSE_TIMEOUT
+        is cut off."""
+        ws = self.ws
+        message = reason.encode()[:120]
         try:
             await self.flush(1.0)
-            await self.ws.close(code=code, message=reason.encode()[:120])
+            if not ws.closed:
+                ended = self._ended = asyncio.get_running_loop().create_future()
+                await ws.send_frame(struct.pack("!H", code) + message, WSMsgType.CLOSE)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ended, CLOSE_TIMEOUT)
+            await ws.close(code=code, message=message)
         except (TimeoutError, ConnectionError, RuntimeError) as exc:
             log.debug("session %s: close failed: %s", self.id, exc)
+
+    def ended(self) -> None:
+        """The read loop is over (the hub removes the session)."""
+        ended = self._ended
+        if ended is not None and not ended.done():
+            ended.set_result(None)
 
     def describe(self, instance: str) -> dict[str, Any]:
         principal = self.principal

@@ -20,6 +20,8 @@ def decode_error(raw: bytes) -> str:
     try:
         orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):
+            return "JSON nests deeper than 64 levels"
         return f"Malformed JSON: {exc}"
     raise AssertionError(f"{raw!r} is valid JSON")
 

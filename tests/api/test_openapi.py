@@ -8,7 +8,9 @@ from aiohttp.test_utils import TestClient
 
 import gateway
 from gateway.api.routing import ROUTES
-from tests.support.http import expect_json
+from gateway.schema import NO_NUL
+from tests.conftest import AppFactory
+from tests.support.http import expect_error, expect_json
 
 
 async def fetch(client: TestClient[Any, Any]) -> dict[str, Any]:
@@ -29,8 +31,8 @@ async def test_it_is_an_openapi_3_1_document_served_without_auth(
     assert document["components"]["schemas"]["Error"] == {
         "type": "object",
         "properties": {
-            "message": {"type": "string", "maxLength": 1024},
-            "request_id": {"type": "string", "maxLength": 1024},
+            "message": {"type": "string", "pattern": NO_NUL},
+            "request_id": {"type": "string", "maxLength": 64, "pattern": NO_NUL},
         },
         "additionalProperties": False,
         "required": ["message", "request_id"],
@@ -63,11 +65,15 @@ async def test_each_operation_documents_its_body_auth_and_errors(
         codes = set(operation["responses"])
         assert codes, route.path
         assert all(code.isdigit() for code in codes)
+        assert "400" in codes, route.path  # an unknown query parameter, on every route
+        if route.body is not None or route.params or route.query:
+            assert "422" in codes, route.path
         if route.body is not None:
-            assert operation["requestBody"] == {
-                "required": True,
-                "content": {"application/json": {"schema": route.body.json_schema()}},
-            }
+            if route.path != "/v1/auth/token/create":  # its expires_in maximum is configured
+                assert operation["requestBody"] == {
+                    "required": True,
+                    "content": {"application/json": {"schema": route.body.json_schema()}},
+                }
             assert {"400", "413", "415", "422"} <= codes, route.path
         else:
             assert "requestBody" not in operation
@@ -98,14 +104,15 @@ async def test_request_bodies_are_strict_like_the_validation(
     assert schema == {
         "type": "object",
         "properties": {
-            "email": {"type": "string", "minLength": 1, "maxLength": 320},
-            "login": {"type": "string", "minLength": 1, "maxLength": 320},
-            "username": {"type": "string", "minLength": 1, "maxLength": 320},
-            "password": {"type": "string", "minLength": 1, "maxLength": 1024},
+            "email": {"type": "string", "minLength": 1, "maxLength": 320, "pattern": NO_NUL},
+            "login": {"type": "string", "minLength": 1, "maxLength": 320, "pattern": NO_NUL},
+            "username": {"type": "string", "minLength": 1, "maxLength": 320, "pattern": NO_NUL},
+            "password": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": NO_NUL},
         },
         "additionalProperties": False,
         "required": ["password"],
-        "description": "One of email, login or username names the account.",
+        "oneOf": [{"required": ["email"]}, {"required": ["login"]}, {"required": ["username"]}],
+        "description": "Exactly one of email, login or username names the account.",
     }
     pair = login["responses"]["200"]["content"]["application/json"]["schema"]
     assert pair["required"] == [
@@ -131,10 +138,51 @@ async def test_request_bodies_are_strict_like_the_validation(
             "name": "cursor",
             "in": "query",
             "required": False,
-            "schema": {"type": "string", "maxLength": 1024, "pattern": r"\d{1,18}"},
+            "schema": {"type": "string", "maxLength": 1024, "pattern": r"^(?:\d{1,18})$"},
         },
     ]
     mint = document["paths"]["/v1/auth/token/create"]["post"]
     mint_schema = mint["requestBody"]["content"]["application/json"]["schema"]
-    device_items = mint_schema["properties"]["deviceIds"]["items"]
-    assert {"type": "string", "enum": ["*"], "maxLength": 1024} in device_items["oneOf"]
+    assert mint_schema["properties"]["deviceIds"]["oneOf"][0] == {
+        "type": "array",
+        "items": {"const": "*"},
+        "minItems": 1,
+        "maxItems": 1,
+    }
+
+
+async def test_configured_maxima_and_exactly_one_rules_are_in_the_document(
+    make_client: AppFactory,
+) -> None:
+    client = await make_client(refresh_ttl=3600)
+    document = await fetch(client)
+    mint = document["paths"]["/v1/auth/token/create"]["post"]
+    expires_in = mint["requestBody"]["content"]["application/json"]["schema"]["properties"][
+        "expires_in"
+    ]
+    assert expires_in == {
+        "type": "integer",
+        "format": "int64",
+        "minimum": 1,
+        "maximum": 3600,
+        "description": "access token lifetime, seconds",
+    }
+    revoke = document["paths"]["/v1/auth/revoke"]["post"]
+    assert revoke["requestBody"]["content"]["application/json"]["schema"]["oneOf"] == [
+        {"required": ["jti"]},
+        {"required": ["user_id"]},
+        {"required": ["device_id"]},
+    ]
+    user_id = document["paths"]["/v1/users/{id}"]["get"]["parameters"][0]["schema"]
+    assert user_id == {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1}
+
+
+async def test_any_int64_path_id_is_read_as_one(
+    client: TestClient[Any, Any], admin_headers: dict[str, str]
+) -> None:
+    """19 digits are an int64 like any other: 404 for a user that does not exist; beyond
+    int64, 422."""
+    response = await client.get("/v1/users/9223372036854775806", headers=admin_headers)
+    await expect_error(response, 404, "User not found")
+    response = await client.get("/v1/users/9223372036854775808", headers=admin_headers)
+    await expect_error(response, 422, "id: must be a 64-bit integer")

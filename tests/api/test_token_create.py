@@ -265,10 +265,10 @@ async def test_mint_input_is_validated(world: World) -> None:
         ({"actions": [1]}, "actions[0]: must be a string or must be at least 2"),
         ({"actions": "GetDevice"}, "actions: must be an array"),
         ({"networkIds": ["*", world.north]}, 'networkIds: "*" stands alone, meaning all'),
-        ({"networkIds": [0]}, "networkIds[0]: must be at least 1 or must be a string"),
+        ({"networkIds": [0]}, "networkIds[0]: must be at least 1"),
         (
             {"deviceIds": ["bad id"]},
-            "deviceIds[0]: must match [A-Za-z0-9_-]{1,64} or must be one of *",
+            "deviceIds[0]: must match [A-Za-z0-9_-]{1,64}",
         ),
         ({"deviceIds": ["*", "n-1"]}, 'deviceIds: "*" stands alone, meaning all'),
         ({"expires_in": 0}, "expires_in: must be at least 1"),

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.clock import parse_iso
-from gateway.errors import Unprocessable
+from gateway.limits import item_timestamp, parse_timestamp
 from gateway.schema import Array, Int, Str
 
 NAME = Str(min_length=1, max_length=256)
@@ -13,9 +12,10 @@ IDS = Array(Int(minimum=1), max_items=1000)
 
 
 def timestamp(value: str | None, field: str) -> float | None:
-    if value is None:
-        return None
-    try:
-        return parse_iso(value)
-    except ValueError:
-        raise Unprocessable(f"{field}: not an ISO-8601 timestamp: {value!r}") from None
+    """The date a client gives a new notification or command (see gateway.limits)."""
+    return None if value is None else item_timestamp(value, field)
+
+
+def since(value: str | None, field: str) -> float | None:
+    """The ``timestamp`` of a subscribe: any time within years 1-9999."""
+    return None if value is None else parse_timestamp(value, field)

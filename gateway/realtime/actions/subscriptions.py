@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.errors import Forbidden, NotFound, Unprocessable
-from gateway.realtime.actions.fields import IDS, NAMES, TIMESTAMP, timestamp
-from gateway.realtime.dispatcher import Context, Reply, action, principal_of
+from gateway.realtime.actions.fields import IDS, NAMES, TIMESTAMP, since
+from gateway.realtime.dispatcher import Context, Later, Reply, action, principal_of
 from gateway.realtime.replay import replayer
 from gateway.realtime.session import Session
 from gateway.schema import DEVICE_ID, Bool, Int, Str
@@ -23,7 +23,7 @@ SUBSCRIBE = {
 
 async def _subscribe(
     ctx: Context, session: Session, request: dict[str, Any], kind: str, needed: Action
-) -> Reply:
+) -> Reply | Later:
     principal = principal_of(session)
     access = ctx.access
     access.require(principal, needed)
@@ -40,7 +40,7 @@ async def _subscribe(
         outside = sorted(network_ids - visible) if visible is not None else []
         if outside:
             raise Forbidden("networkIds outside the token's scope: " + ", ".join(map(str, outside)))
-    since = timestamp(request.get("timestamp"), "timestamp")
+    start = since(request.get("timestamp"), "timestamp")
     subscription = ctx.hub.subscribe(
         session,
         kind,
@@ -51,19 +51,29 @@ async def _subscribe(
         else None,
         names=frozenset(request["names"]) if request.get("names") else None,
         with_updates=bool(request.get("returnUpdatedCommands", False)),
-        replaying=since is not None,
+        replaying=start is not None,
     )
-    after = None if since is None else replayer(ctx, subscription, since)
-    return Reply({"subscriptionId": subscription.id}, after)
+    if start is None:
+        return Reply({"subscriptionId": subscription.id})
+
+    def abandon() -> None:
+        ctx.hub.unsubscribe(subscription)
+        session.release(subscription, done=True)
+
+    return Later(replayer(ctx, subscription, start), abandon)
 
 
 @action("notification/subscribe", SUBSCRIBE)
-async def notification_subscribe(ctx: Context, session: Session, request: dict[str, Any]) -> Reply:
+async def notification_subscribe(
+    ctx: Context, session: Session, request: dict[str, Any]
+) -> Reply | Later:
     return await _subscribe(ctx, session, request, NOTIFICATION, Action.GetDeviceNotification)
 
 
 @action("command/subscribe", {**SUBSCRIBE, "returnUpdatedCommands": Bool()})
-async def command_subscribe(ctx: Context, session: Session, request: dict[str, Any]) -> Reply:
+async def command_subscribe(
+    ctx: Context, session: Session, request: dict[str, Any]
+) -> Reply | Later:
     return await _subscribe(ctx, session, request, COMMAND, Action.GetDeviceCommand)
 
 

@@ -1,0 +1,47 @@
+"""Schemathesis hooks for the REST fuzz run: every request carries a freshly signed admin token.
+
+The fuzzer logs out, revokes users, changes passwords and deletes accounts, the admin's among
+them: a token obtained once would soon be refused and the run would test nothing but 401s. So
+each request gets a new token (new jti, new login session id) signed with the gateway's secret,
+which the harness passes in the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from typing import Any
+
+import jwt
+import schemathesis
+
+ALL_ACTIONS = list(range(2, 19))
+
+
+@schemathesis.auth(refresh_interval=None)
+class FreshAdminToken:
+    def get(self, case: Any, context: Any) -> str:
+        now = time.time()
+        return jwt.encode(
+            {
+                "iss": os.environ.get("FUZZ_JWT_ISSUER", "gateway"),
+                "sub": os.environ["FUZZ_ADMIN_ID"],
+                "jti": str(uuid.uuid4()),
+                "iat": now,
+                "exp": int(now + 600),
+                "typ": "access",
+                "sid": str(uuid.uuid4()),
+                "role": "admin",
+                "actions": ALL_ACTIONS,
+                "networkIds": ["*"],
+                "deviceIds": ["*"],
+            },
+            os.environ["FUZZ_JWT_SECRET"],
+            algorithm="HS256",
+            headers={"kid": os.environ["FUZZ_JWT_KID"]},
+        )
+
+    def set(self, case: Any, data: str, context: Any) -> None:
+        case.headers = case.headers or {}
+        case.headers["Authorization"] = f"Bearer {data}"
