@@ -36,6 +36,14 @@ format: $(VENV)/.installed-dev
 docs: $(VENV)/.installed
 	$(BIN)/python -m gateway.config README.md
 
+# The adversarial suites at length: WebSocket fuzzing (at least 10,000 frames) and schemathesis
+# over /v1/openapi.json (at least 1,000 cases); `make test` runs a short pass of both.
+fuzz: $(VENV)/.installed-dev
+	FUZZ_RANDOM=1 FUZZ_WS_EXAMPLES=600 FUZZ_WS_MIN_FRAMES=10000 \
+	FUZZ_REST_EXAMPLES=30 FUZZ_REST_PHASES=examples,coverage,fuzzing,stateful \
+	FUZZ_REST_MIN_CASES=1000 FUZZ_TIMEOUT=3000 \
+	$(BIN)/pytest tests/fuzz -q -s -p no:cacheprovider $(PYTEST_ARGS)
+
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench $(ARGS)
 

@@ -217,7 +217,7 @@ BIG = 2**63  # one past PostgreSQL's bigint
             "/v1/auth/token/create",
             {"networkIds": [BIG]},
             422,
-            "networkIds[0]: must be a 64-bit integer or must be a string",
+            "networkIds[0]: must be a 64-bit integer",
         ),
         (
             "POST",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 import sys
 import uuid
 from pathlib import Path
@@ -35,6 +36,10 @@ EXAMPLES = int(os.environ.get("FUZZ_REST_EXAMPLES", "3"))
 PHASES = os.environ.get("FUZZ_REST_PHASES", "examples,fuzzing")
 MIN_CASES = int(os.environ.get("FUZZ_REST_MIN_CASES", "80"))
 CONFIG = Path(__file__).with_name("schemathesis.toml")
+SEED = os.environ.get("FUZZ_SEED") or (
+    str(secrets.randbelow(2**63)) if os.environ.get("FUZZ_RANDOM") else "20261130"
+)
+"""Fixed for make test (the same cases every run), new for make fuzz (FUZZ_RANDOM)."""
 
 pytestmark = pytest.mark.timeout(int(os.environ.get("FUZZ_TIMEOUT", "600")))
 
@@ -107,7 +112,7 @@ async def test_schemathesis_finds_no_failure(clean_db: str, tmp_path: Path) -> N
             "--workers",
             "2",
             "--seed",
-            os.environ.get("FUZZ_SEED", "20261130"),
+            SEED,
             "--generation-database",
             "none",
             "--output-truncate",
@@ -123,7 +128,8 @@ async def test_schemathesis_finds_no_failure(clean_db: str, tmp_path: Path) -> N
         failures = re.search(r"(\d+) found (\d+) unique failures?", output)
         cases = int(generated.group(1)) if generated else 0
         record(
-            f"schemathesis: {cases} cases, phases {PHASES}, {EXAMPLES} examples per operation, "
+            f"schemathesis: {cases} cases (seed {SEED}), phases {PHASES}, "
+            f"{EXAMPLES} examples per operation, "
             f"{failures.group(2) if failures else 0} failures, exit code {process.returncode}"
         )
         (tmp_path / "schemathesis.txt").write_text(output)

@@ -39,6 +39,8 @@ from tests.support.servers import free_port
 
 EXAMPLES = int(os.environ.get("FUZZ_WS_EXAMPLES", "40"))
 MIN_FRAMES = int(os.environ.get("FUZZ_WS_MIN_FRAMES", "300"))
+RANDOM = os.environ.get("FUZZ_RANDOM")
+"""Set (make fuzz): new examples each run; unset (make test): the same examples every run."""
 MAX_BYTES = 64 * 1024
 
 pytestmark = pytest.mark.timeout(int(os.environ.get("FUZZ_TIMEOUT", "600")))
@@ -272,6 +274,7 @@ class Stats:
     examples: int = 0
     frames: int = 0
     replies: Counter[str] = field(default_factory=Counter)
+    by_action: Counter[str] = field(default_factory=Counter)
     closes: Counter[int] = field(default_factory=Counter)
     crashed: int = 0
     notifications: set[int] = field(default_factory=set)
@@ -368,13 +371,16 @@ async def play(world: World, who: str, plan: list[Frame], stats: Stats) -> None:
             replies += 1
             if body.get("requestId") == sentinel:
                 got_sentinel = True
+            action = body.get("action") if body.get("action") in ACTIONS else "other"
             if body["status"] == "error":
                 stats.replies[f"error {body['code']}"] += 1
+                stats.by_action[f"{action} {body['code']}"] += 1
                 assert body["code"] in ERROR_CODES, body
                 assert isinstance(body["error"], str), body
                 continue
             assert body["status"] == "success", body
             stats.replies["success"] += 1
+            stats.by_action[f"{action} ok"] += 1
             if body["action"] == "notification/insert":
                 stats.notifications.add(body["notification"]["id"])
             elif body["action"] == "command/insert":
@@ -471,6 +477,7 @@ def test_websocket_fuzz(database_url: str, clean_db: str, tmp_path: Path) -> Non
 
         @settings(
             max_examples=EXAMPLES,
+            derandomize=RANDOM is None,
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),
@@ -492,6 +499,7 @@ def test_websocket_fuzz(database_url: str, clean_db: str, tmp_path: Path) -> Non
         f"acknowledged {len(stats.notifications)} notifications / {len(stats.commands)} commands, "
         f"stored {notifications} / {commands}"
     )
+    print(dict(sorted(stats.by_action.items())))
     assert tracebacks == 0, gateway.logs(lines=200)
     assert stats.crashed == 0
     assert notifications == len(stats.notifications)
