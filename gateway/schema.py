@@ -124,8 +124,9 @@ class Str(Schema):
         if self.max_length is not None:
             schema["maxLength"] = self.max_length
         if self.pattern:
-            # Validation matches the whole string; a JSON Schema pattern may match anywhere.
-            schema["pattern"] = f"^(?:{self.pattern})$"
+            # Validation matches the whole string (a JSON Schema pattern may match anywhere)
+            # and refuses NUL whatever the pattern says.
+            schema["pattern"] = f"^(?=[^\\u0000]*$)(?:{self.pattern})$"
         elif self.enum is None and self.format is None:
             schema["pattern"] = NO_NUL  # PostgreSQL cannot store NUL; validation refuses it
         if self.enum is not None:

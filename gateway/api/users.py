@@ -15,7 +15,7 @@ from gateway.types import Action, User
 EMAIL = Str(
     min_length=3,
     max_length=320,
-    pattern=r"[^@\s\x00]+@[^@\s\x00]+",
+    pattern=r"[^@\s]+@[^@\s]+",
     description="an e-mail address: one @, no white space (not checked further)",
 )
 PASSWORD = Str(min_length=8, max_length=1024, description="at least 8 characters")

@@ -138,7 +138,11 @@ async def test_request_bodies_are_strict_like_the_validation(
             "name": "cursor",
             "in": "query",
             "required": False,
-            "schema": {"type": "string", "maxLength": 1024, "pattern": r"^(?:\d{1,18})$"},
+            "schema": {
+                "type": "string",
+                "maxLength": 1024,
+                "pattern": r"^(?=[^\u0000]*$)(?:\d{1,18})$",
+            },
         },
     ]
     mint = document["paths"]["/v1/auth/token/create"]["post"]
