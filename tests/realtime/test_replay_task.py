@@ -59,7 +59,7 @@ async def test_live_pushes_held_by_a_replay_count_against_the_queue_limit(
         await subscriber.send("notification/subscribe", deviceId="d1", timestamp=SINCE)
         # The subscription is live: pushes are held from now.
         assert len((await subscriber.ok("subscription/list"))["subscriptions"]) == 1
-        hub = client.server.app[WIRING_KEY].hub
+        hub = client.app[WIRING_KEY].hub
         for n in range(5):
             await insert(publisher, "d1", f"held{n}")
         assert not any(session.closing for session in hub.sessions.values())
