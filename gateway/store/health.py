@@ -17,6 +17,10 @@ from gateway.store.db import Pool, transient
 log = logging.getLogger("gateway.store")
 
 
+FLAP = 2.0
+"""Seconds after a recovery during which a new failure counts as the same outage."""
+
+
 class DatabaseHealth:
     def __init__(self, pool: Pool, *, cache: float = 0.5, timeout: float = 1.0) -> None:
         self.pool = pool
@@ -28,6 +32,8 @@ class DatabaseHealth:
         self.down_since: float | None = None
         self.refused = 0
         self.outages = 0
+        self._up_since = -FLAP
+        self._flap = False
 
     @property
     def down(self) -> bool:
@@ -39,27 +45,36 @@ class DatabaseHealth:
             return False
         self.refused += 1
         if self.down_since is None:
-            self.down_since = time.monotonic()
-            self.outages += 1
+            now = time.monotonic()
+            self.down_since = now
             self._ready = False
-            self._checked = time.monotonic()
-            log.warning(
-                "PostgreSQL unavailable (%s: %s); requests that need it get 503 until it is back",
-                type(exc).__name__,
-                str(exc)[:200],
-            )
+            self._checked = now
+            # A server that is still starting can accept one connection and refuse the next:
+            # a failure just after a recovery is the same outage, already logged.
+            self._flap = now - self._up_since < FLAP
+            if not self._flap:
+                self.outages += 1
+                log.warning(
+                    "PostgreSQL unavailable (%s: %s); requests that need it get 503 until it "
+                    "is back",
+                    type(exc).__name__,
+                    str(exc)[:200],
+                )
         return True
 
     def succeeded(self) -> None:
         """Note that a database call just worked."""
         if self.down_since is not None:
-            log.warning(
+            now = time.monotonic()
+            log.log(
+                logging.INFO if self._flap else logging.WARNING,
                 "PostgreSQL reachable again after %.1f s (%d requests refused meanwhile)",
-                time.monotonic() - self.down_since,
+                now - self.down_since,
                 self.refused,
             )
             self.down_since = None
             self.refused = 0
+            self._up_since = now
         self._ready = True
 
     async def ready(self) -> bool:
