@@ -5,6 +5,12 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+_MILLIS = tuple(f".{n:03d}Z" for n in range(1000))
+_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+"""The last whole second formatted: consecutive items share it (a tuple, swapped whole)."""
+_last: tuple[float, str] = (0.0, "1970-01-01T00:00:00.000Z")
+"""The last epoch formatted: an item's push and its acknowledgement share it."""
+
 
 def iso(epoch: float) -> str:
     """``2026-11-22T04:32:11.123Z``: the form DeviceHive clients read and send back.
@@ -13,9 +19,21 @@ def iso(epoch: float) -> str:
     strictly newer than it, so a time rounded up could name a moment after an item stored
     within the same half millisecond, and the replay would skip that item. (Microseconds are
     rounded first only to absorb float noise: ``.678`` parsed back must stay ``.678``.)
+
+    On the hot path (twice per message): the date and time of day are formatted once per
+    second, the milliseconds come from a table.
     """
+    global _second, _last
+    last = _last
+    if epoch == last[0]:
+        return last[1]
     whole, micros = divmod(round(epoch * 1_000_000), 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micros // 1000:03d}Z"
+    second = _second
+    if whole != second[0]:
+        second = _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    text = second[1] + _MILLIS[micros // 1000]
+    _last = (epoch, text)
+    return text
 
 
 def parse_iso(text: str) -> float:

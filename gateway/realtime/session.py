@@ -1,7 +1,8 @@
 """One live WebSocket connection: its principal, subscriptions and bounded outbound queue.
 
-Idle sessions hold no task of their own: a writer task exists only while there is something to
-send, and timers are loop callbacks, which keeps the per-session memory close to a bare socket.
+Idle sessions hold no task of their own: what a step queues is written at its end by the outbox
+(one callback for every session), a writer task exists only while a socket is paused, and timers
+are loop callbacks, which keeps the per-session memory close to a bare socket.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from gateway.config import Settings
+from gateway.realtime.outbox import OUTBOX, text_frames
 from gateway.types import CloseCode, Principal
 
 log = logging.getLogger(__name__)
@@ -190,12 +192,36 @@ class Session:
         queue = self._queue
         if queue is None:
             queue = self._queue = deque()
+            if self._writer is None:
+                OUTBOX.add(self)
         queue.append(data)
         self._queued_bytes += len(data)
         if self._over_limit(len(queue)):
             return
-        if self._writer is None:
+
+    def write_queued(self) -> None:
+        """Write what is queued in one go (the outbox calls this at the end of a step); a
+        paused socket gets a writer task that waits for it to drain."""
+        queue = self._queue
+        if self._writer is not None or queue is None:
+            return
+        if not queue:
+            self._queue = None
+            return
+        writer = self.ws._writer
+        if writer is None or writer.compress or writer.protocol.writing_paused:
             self._writer = asyncio.create_task(self._drain())
+            return
+        self._queue = None
+        self._queued_bytes = 0
+        transport = writer.transport
+        if transport.is_closing():
+            log.debug("session %s: send failed: transport closing", self.id)
+            return
+        try:
+            transport.write(text_frames(queue))
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("session %s: send failed: %s", self.id, exc)
 
     def _over_limit(self, queued: int) -> bool:
         """Queued frames and live pushes held back by replays count against one limit; beyond
@@ -289,6 +315,7 @@ class Session:
 
     async def flush(self, limit: float) -> None:
         """Wait (at most ``limit`` seconds) for queued frames to be written."""
+        self.write_queued()
         writer = self._writer
         if writer is not None:
             with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):

@@ -1,0 +1,71 @@
+"""Frames queued during one event-loop step, written at its end without a task per session.
+
+A session queues what it sends; the outbox writes every session's queue in one callback once the
+step is over, each as one ``transport.write``. Until then a queue bounds what one step may pile up
+for a session (the slow-consumer rule). Only a session whose transport is paused gets a writer
+task, which waits for the socket to drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Iterable
+from typing import Protocol
+
+_SHORT = tuple(bytes((0x81, n)) for n in range(126))
+_MEDIUM = struct.Struct("!BBH").pack
+_LONG = struct.Struct("!BBQ").pack
+
+
+def text_frames(payloads: Iterable[bytes]) -> bytes:
+    """Unmasked, unfragmented server text frames (RFC 6455 5.2), concatenated."""
+    parts: list[bytes] = []
+    append = parts.append
+    for payload in payloads:
+        length = len(payload)
+        if length < 126:
+            append(_SHORT[length])
+        elif length < 65536:
+            append(_MEDIUM(0x81, 126, length))
+        else:
+            append(_LONG(0x81, 127, length))
+        append(payload)
+    return b"".join(parts)
+
+
+class Writable(Protocol):
+    def write_queued(self) -> None: ...
+
+
+class Outbox:
+    """The sessions with something queued in the current step of the running loop."""
+
+    __slots__ = ("_loop", "_pending")
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[Writable] = []
+
+    def add(self, session: Writable) -> None:
+        pending = self._pending
+        if not pending:
+            loop = asyncio.get_running_loop()
+            self._loop = loop
+            loop.call_soon(self._write)
+        elif self._loop is not asyncio.get_running_loop():
+            # A loop that stopped before the end of its step (tests run one loop each).
+            self._pending = pending = []
+            self.add(session)
+            return
+        pending.append(session)
+
+    def _write(self) -> None:
+        pending = self._pending
+        self._pending = []
+        for session in pending:
+            session.write_queued()
+
+
+OUTBOX = Outbox()
+"""One per process: a session belongs to the loop that is running when it queues a frame."""
