@@ -33,7 +33,7 @@ from gateway.errors import (
 from gateway.http import DATABASE_UNAVAILABLE, Outage
 from gateway.limits import loads
 from gateway.realtime.hub import Hub
-from gateway.realtime.protocol import error, success
+from gateway.realtime.protocol import error, success, success_with
 from gateway.realtime.session import Session
 from gateway.schema import AnyJson, Obj, Schema, Str
 from gateway.types import CloseCode, Principal
@@ -67,7 +67,9 @@ class Reply:
     """Run once the success reply is queued (a replay follows its subscribe reply)."""
 
 
-Result = Reply | dict[str, Any] | None
+Result = Reply | dict[str, Any] | bytes | None
+"""An action's result: its reply payload, or (on the hot path) the payload's members already
+serialized (``b'"notification":{...}'``), spliced into the reply as they are."""
 
 
 @dataclass(slots=True)
@@ -227,6 +229,9 @@ class Dispatcher:
     ) -> After | None:
         """Send the success reply; returns what is to run after it."""
         session.errors = 0
+        if isinstance(result, bytes):
+            session.send(success_with(action_name, request_id, result))
+            return None
         reply = result if isinstance(result, Reply) else Reply(result or {})
         session.send(success(action_name, request_id, reply.payload))
         return reply.after

@@ -24,7 +24,7 @@ from gateway.config import Settings
 from gateway.devices.registry import RESYNCED, Registry
 from gateway.realtime.deadlines import Deadlines
 from gateway.realtime.index import Index
-from gateway.realtime.protocol import push
+from gateway.realtime.protocol import push_parts
 from gateway.realtime.session import Limits, Session, SessionEnv, Subscription
 from gateway.types import (
     COMMAND,
@@ -40,9 +40,12 @@ from gateway.types import (
 log = logging.getLogger(__name__)
 
 _KINDS = {
-    b"n": ("notification/insert", b"notification", Action.GetDeviceNotification, NOTIFICATION),
-    b"c": ("command/insert", b"command", Action.GetDeviceCommand, COMMAND),
-    b"u": ("command/update", b"command", Action.GetDeviceCommand, COMMAND),
+    kind: (push_parts(action, key), needed, wanted)
+    for kind, (action, key, needed, wanted) in {
+        b"n": ("notification/insert", b"notification", Action.GetDeviceNotification, NOTIFICATION),
+        b"c": ("command/insert", b"command", Action.GetDeviceCommand, COMMAND),
+        b"u": ("command/update", b"command", Action.GetDeviceCommand, COMMAND),
+    }.items()
 }
 
 
@@ -266,14 +269,21 @@ class Hub:
     # -- fan-out ---------------------------------------------------------------------------
 
     def publish(self, kind: bytes, item: Notification | Command) -> None:
-        """Local subscribers first, straight from the item; other instances through the bus."""
+        """Local subscribers first, straight from the item; other instances through the bus.
+        The item is serialized once, and only when someone may want it."""
+        device = device_channel(item.device_id)
+        network = network_channel(item.network_id)
+        routes = self._routes
+        by_device = routes.get(device)
+        by_network = routes.get(network)
+        shared = self.bus.shared
+        if not (by_device or by_network or shared):
+            return
         item_json = orjson.dumps(item.to_json())
-        channels = (device_channel(item.device_id), network_channel(item.network_id))
-        for channel in channels:
-            routes = self._routes.get(channel)
-            if routes:
+        for found in (by_device, by_network):
+            if found:
                 self._fan_out(
-                    routes,
+                    found,
                     kind,
                     item.device_id,
                     item.network_id,
@@ -282,13 +292,13 @@ class Hub:
                     item.id,
                     item_json,
                 )
-        if self.bus.shared:
+        if shared:
             header = orjson.dumps(
                 [item.device_id, item.network_id, item.device_type_id, item.name, item.id]
             )
             frame = kind + header + b"\n" + item_json
-            for channel in channels:
-                self.bus.publish_remote(channel, frame)
+            self.bus.publish_remote(device, frame)
+            self.bus.publish_remote(network, frame)
 
     def deliver(self, channel: str, frame: bytes) -> None:
         """A message from another instance: hand it to the local subscriptions on the channel."""
@@ -319,11 +329,13 @@ class Hub:
         item_id: int,
         item: bytes,
     ) -> None:
-        """Every subscription that may see the item gets it: a bit test and dict look-ups."""
-        action, key, needed, wanted_kind = _KINDS[kind]
+        """Every subscription that may see the item gets it: a bit test and dict look-ups,
+        evaluated once per token (jti) when several subscriptions share one."""
+        (prefix, middle), needed, wanted_kind = _KINDS[kind]
         is_update = kind == b"u"
         memberships = self.registry.memberships
         is_revoked = self.view.is_revoked
+        verdicts: dict[str, bool] = {}
         for subscription in routes:
             session = subscription.session
             principal = session.principal
@@ -333,14 +345,18 @@ class Hub:
                 continue
             if is_update and not subscription.with_updates:
                 continue
-            if not (
-                principal.mask >> needed & 1
-                and subscription.wants(network_id, device_type_id, name)
-                and principal.may_reach(device_id, network_id, memberships(principal.user_id))
-                and not is_revoked(principal)
-            ):
+            if not subscription.wants(network_id, device_type_id, name):
                 continue
-            data = push(action, subscription.id_bytes, key, item)
+            allowed = verdicts.get(principal.jti)
+            if allowed is None:
+                allowed = verdicts[principal.jti] = bool(
+                    principal.mask >> needed & 1
+                    and principal.may_reach(device_id, network_id, memberships(principal.user_id))
+                    and not is_revoked(principal)
+                )
+            if not allowed:
+                continue
+            data = b"".join((prefix, subscription.id_bytes, middle, item, b"}"))
             if subscription.replay_buffer is not None:
                 # An update is a new state of an item the replay may already hold in an older
                 # state: never drop it as a duplicate (key None).

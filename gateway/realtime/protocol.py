@@ -16,6 +16,21 @@ def success(action: str, request_id: Any, payload: dict[str, Any] | None = None)
     return orjson.dumps(body)
 
 
+def success_with(action: str, request_id: Any, members: bytes) -> bytes:
+    """``success`` with its payload's members already serialized: the same bytes, no dict."""
+    return b"".join(
+        (
+            b'{"action":',
+            orjson.dumps(action),
+            b',"requestId":',
+            orjson.dumps(request_id),
+            b',"status":"success",',
+            members,
+            b"}",
+        )
+    )
+
+
 def error(action: str | None, request_id: Any, code: int, message: str) -> bytes:
     return orjson.dumps(
         {
@@ -26,6 +41,11 @@ def error(action: str | None, request_id: Any, code: int, message: str) -> bytes
             "error": message,
         }
     )
+
+
+def push_parts(action: str, kind: bytes) -> tuple[bytes, bytes]:
+    """What comes before a push's subscription id, and between it and the item."""
+    return b'{"action":"' + action.encode() + b'","subscriptionId":', b',"' + kind + b'":'
 
 
 def push(action: str, subscription_id: bytes, kind: bytes, item: bytes) -> bytes:

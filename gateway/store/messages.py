@@ -137,10 +137,16 @@ class MessageStore:
 
     async def _cycle(self) -> None:
         # Not wait_for: on Python 3.11 it can swallow a cancellation that races the wake-up.
+        woken = False
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.interval):
                 await self._wake.wait()
+                woken = True
         self._wake.clear()
+        if woken and self.pending_count < self.batch:
+            # Woken for a batch that filled while the last one was written, and written with
+            # it: what is left is partial and waits for the timer.
+            return
         await self.flush()
 
     def start(self) -> None:

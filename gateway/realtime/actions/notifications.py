@@ -44,9 +44,7 @@ def _plain_notification(request: dict[str, Any]) -> bool:
     ("deviceId", "notification"),
     plain=_plain_notification,
 )
-async def notification_insert(
-    ctx: Context, session: Session, request: dict[str, Any]
-) -> dict[str, Any]:
+async def notification_insert(ctx: Context, session: Session, request: dict[str, Any]) -> bytes:
     body = request["notification"]
     item = await ctx.messages.insert_notification(
         principal_of(session),
@@ -55,4 +53,4 @@ async def notification_insert(
         body.get("parameters"),
         timestamp(body.get("timestamp"), "notification.timestamp"),
     )
-    return {"notification": {"id": item.id, "timestamp": iso(item.timestamp)}}
+    return b'"notification":{"id":%d,"timestamp":"%s"}' % (item.id, iso(item.timestamp).encode())
