@@ -229,6 +229,20 @@ def requests(draw: st.DrawFn, now: float) -> dict[str, Any]:
     return envelope
 
 
+@st.composite
+def inserts(draw: st.DrawFn) -> dict[str, Any]:
+    """A well-formed insert with fuzzed content: what must be stored once acknowledged."""
+    device_id = draw(st.sampled_from(["d1", "d2"]))
+    if draw(st.booleans()):
+        body = {
+            "notification": draw(st.sampled_from(["temp", "t\u00e9", "\u2028"])),
+            "parameters": draw(JSON),
+        }
+        return {"action": "notification/insert", "deviceId": device_id, "notification": body}
+    body = {"command": "set", "parameters": draw(JSON), "result": draw(JSON)}
+    return {"action": "command/insert", "deviceId": device_id, "command": body}
+
+
 @dataclass(frozen=True)
 class Frame:
     kind: str  # "text", "binary", "bad-utf8", "big"
@@ -244,6 +258,8 @@ def encode(envelope: dict[str, Any]) -> bytes:
 @st.composite
 def frames(draw: st.DrawFn, now: float) -> Frame:
     choice = draw(st.integers(0, 99))
+    if choice < 20:
+        return Frame(draw(st.sampled_from(["text", "binary"])), encode(draw(inserts())))
     if choice < 70:
         return Frame(draw(st.sampled_from(["text", "binary"])), encode(draw(requests(now))))
     if choice < 80:
