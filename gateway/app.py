@@ -36,6 +36,7 @@ from gateway.auth.tokens import KeySet, TokenCodec
 from gateway.bus.base import Bus
 from gateway.bus.control import Control
 from gateway.bus.handover import Handover
+from gateway.bus.counts import RedisCounts
 from gateway.bus.memory import MemoryBus
 from gateway.config import ConfigError, Settings, redact
 from gateway.devices.access import Access
@@ -100,6 +101,17 @@ def make_bus(settings: Settings) -> Bus:
         except ValueError as exc:
             raise ConfigError(f"GATEWAY_REDIS_URL: {exc}") from None
     return MemoryBus(settings.instance_id)
+
+
+async def _shared_counts(
+    settings: Settings, stack: contextlib.AsyncExitStack
+) -> RedisCounts | None:
+    """Login counts shared by every instance when Redis is configured."""
+    if not settings.redis_url:
+        return None
+    counts = RedisCounts(settings.redis_url, settings.redis_prefix)
+    stack.push_async_callback(counts.close)
+    return counts
 
 
 async def _bootstrap_admin(settings: Settings, accounts: AccountService) -> None:
@@ -199,11 +211,13 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
                 settings.login_failures_per_account,
                 settings.login_failures_per_address,
                 settings.login_failure_window,
+                shared=await _shared_counts(settings, stack),
             ),
             view=view,
             revoker=revoker,
             access_ttl=settings.access_ttl,
             refresh_ttl=settings.refresh_ttl,
+            mint_max_ttl=settings.mint_max_ttl,
         )
         accounts = AccountService(users, passwords, auth, control)
         await _bootstrap_admin(settings, accounts)

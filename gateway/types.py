@@ -105,6 +105,8 @@ class Principal:
     sid: str
     issued_at: float
     expires_at: float
+    parents: tuple[str, ...] = ()
+    """The login sessions this token was minted from (outermost first): it dies with any."""
     mask: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
@@ -113,6 +115,11 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """Every login session whose revocation ends this token."""
+        return (*self.parents, self.sid) if self.parents else (self.sid,)
 
     def may(self, action: Action) -> bool:
         return bool(self.mask >> action & 1)
@@ -163,7 +170,7 @@ class Revocation:
         if self.kind == "jti":
             return principal.jti == self.subject
         if self.kind == "sid":
-            return principal.sid == self.subject
+            return principal.sid == self.subject or self.subject in principal.parents
         if self.kind == "user":
             return str(principal.user_id) == self.subject and principal.issued_at < self.revoked_at
         devices = principal.scope.device_ids

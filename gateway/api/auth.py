@@ -9,7 +9,7 @@ from aiohttp import web
 
 from gateway.api.routing import ROUTES, Call, bearer_token, receipt_headers
 from gateway.api.users import USER, user_json
-from gateway.auth.login import MintRequest
+from gateway.auth.minting import MintRequest
 from gateway.auth.permissions import parse_actions
 from gateway.auth.tokens import ACCESS
 from gateway.errors import NotFound

@@ -5,26 +5,30 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
+from gateway.auth.minting import (
+    SESSION_ENDED,
+    Holder,
+    Lifetimes,
+    MintRequest,
+    access_lifetime,
+    is_tied,
+    mint_grant,
+    needs_locations,
+    refreshed_rights,
+    rotated_lifetimes,
+)
 from gateway.auth.passwords import Passwords
 from gateway.auth.permissions import ROLES
 from gateway.auth.revocation import RevocationView
 from gateway.auth.revoker import Receipt, Revoker
-from gateway.auth.throttle import LoginThrottle
+from gateway.auth.throttle import LoginThrottle, Outcome
 from gateway.auth.tokens import ACCESS, REFRESH, IssuedToken, TokenCodec, principal_from_claims
-from gateway.errors import (
-    Forbidden,
-    NotFound,
-    TokenRevoked,
-    TooManyRequests,
-    Unauthorized,
-    Unprocessable,
-)
+from gateway.errors import Forbidden, NotFound, TokenRevoked, Unauthorized
 from gateway.store.devices import DeviceStore
-from gateway.store.sessions import Consumed, SessionStore
+from gateway.store.sessions import Consumed, Guard, SessionStore
 from gateway.store.users import UserStore
 from gateway.types import (
     Action,
@@ -40,6 +44,7 @@ from gateway.types import (
 log = logging.getLogger(__name__)
 
 INVALID_CREDENTIALS = "Invalid email or password"
+RACED = "The account changed or was revoked during login; log in again"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +52,15 @@ class TokenPair:
     access: IssuedToken
     refresh: IssuedToken
     user_id: int
-    access_ttl: float
+    answered_at: float
+    """When the pair was signed (``issued_at`` is earlier: when the rights were read)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "access_token": self.access.token,
             "refresh_token": self.refresh.token,
             "token_type": "Bearer",
-            "expires_in": self.access.expires_at - int(self.access.issued_at),
+            "expires_in": self.access.expires_at - int(self.answered_at),
             "issued_at": _iso(self.access.issued_at),
             "expires_at": _iso(self.access.expires_at),
             "user_id": self.user_id,
@@ -65,17 +71,8 @@ def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
-@dataclass(frozen=True, slots=True)
-class MintRequest:
-    user_id: int | None = None
-    actions: frozenset[Action] | None = None
-    network_ids: frozenset[int] | None = None
-    device_ids: frozenset[str] | None = None
-    expires_in: float | None = None
-
-
-def _names(actions: Iterable[Action]) -> str:
-    return ", ".join(sorted(action.name for action in actions))
+def _holder(user: User) -> Holder:
+    return Holder(user.role, frozenset(user.network_ids))
 
 
 class AuthService:
@@ -92,6 +89,7 @@ class AuthService:
         revoker: Revoker,
         access_ttl: float,
         refresh_ttl: float,
+        mint_max_ttl: float,
     ) -> None:
         self.users = users
         self.sessions = sessions
@@ -101,8 +99,9 @@ class AuthService:
         self.throttle = throttle
         self.view = view
         self.revoker = revoker
-        self.access_ttl = access_ttl
-        self.refresh_ttl = refresh_ttl
+        self.lifetimes = Lifetimes(access_ttl, refresh_ttl, mint_max_ttl)
+        # Revocations are kept as long as anything they cover can still be valid.
+        self.horizon = max(access_ttl, refresh_ttl, mint_max_ttl)
 
     # -- checking tokens -------------------------------------------------------------------
 
@@ -122,48 +121,101 @@ class AuthService:
         sid: str,
         actions: frozenset[Action],
         scope: Scope,
-        ttl: float,
+        *,
+        read_at: float,
+        expires: float,
+        parents: tuple[str, ...] = (),
     ) -> IssuedToken:
+        """Dated ``read_at``, taken before the rights were read, so a cut-off recorded meanwhile
+        covers the token; it expires at ``expires``, counted from when it is issued."""
         return self.codec.issue(
-            typ=typ, user_id=user.id, role=user.role, sid=sid, actions=actions, scope=scope, ttl=ttl
+            typ=typ,
+            user_id=user.id,
+            role=user.role,
+            sid=sid,
+            actions=actions,
+            scope=scope,
+            ttl=expires - read_at,
+            now=read_at,
+            parents=parents,
         )
 
-    async def _issue_pair(
+    def _pair(
         self,
         user: User,
         actions: frozenset[Action],
         scope: Scope,
         *,
-        sid: str | None = None,
-        access_ttl: float | None = None,
+        sid: str,
+        read_at: float,
+        access_expires: float,
+        refresh_expires: float,
+        parents: tuple[str, ...] = (),
     ) -> TokenPair:
-        if sid is None:
-            sid = str(uuid.uuid4())
-            await self.sessions.open(sid, user.id)
-        ttl = access_ttl or self.access_ttl
-        access = self._issue(ACCESS, user, sid, actions, scope, ttl)
-        refresh = self._issue(REFRESH, user, sid, actions, scope, self.refresh_ttl)
-        await self.sessions.add_refresh(refresh.jti, sid, refresh.expires_at)
-        return TokenPair(access=access, refresh=refresh, user_id=user.id, access_ttl=ttl)
+        """Signed but not yet recorded: the caller records the refresh token under its guard."""
+        access = self._issue(
+            ACCESS,
+            user,
+            sid,
+            actions,
+            scope,
+            read_at=read_at,
+            expires=access_expires,
+            parents=parents,
+        )
+        refresh = self._issue(
+            REFRESH,
+            user,
+            sid,
+            actions,
+            scope,
+            read_at=read_at,
+            expires=refresh_expires,
+            parents=parents,
+        )
+        return TokenPair(access=access, refresh=refresh, user_id=user.id, answered_at=time.time())
 
     async def login(self, name: str, password: str, address: str) -> TokenPair:
         account = name.strip().lower()
-        wait = await self.throttle.admit(account, address)
-        if wait is not None:
-            raise TooManyRequests("Too many failed logins; try again later", wait)
+        ticket = await self.throttle.admit(account, address)
+        outcome = Outcome.VOID
         try:
+            read_at = time.time()
             user = await self.users.by_email(account)
             matched = await self.passwords.verify(user.password_hash if user else None, password)
             if not matched or user is None:
-                self.throttle.failed(account, address)
+                outcome = Outcome.FAILED
+            elif user.active:
+                outcome = Outcome.SUCCEEDED
         finally:
-            self.throttle.release(account)
+            await self.throttle.settle(ticket, outcome)
         if not matched or user is None:
             raise Unauthorized(INVALID_CREDENTIALS)
         if not user.active:
             raise Forbidden("User account is disabled")
-        self.throttle.succeeded(account)
-        return await self._issue_pair(user, ROLES[user.role], Scope())
+        sid = str(uuid.uuid4())
+        now, lifetimes = time.time(), self.lifetimes
+        pair = self._pair(
+            user,
+            ROLES[user.role],
+            Scope(),
+            sid=sid,
+            read_at=read_at,
+            access_expires=now + lifetimes.access_ttl,
+            refresh_expires=now + lifetimes.refresh_ttl,
+        )
+        # The password was checked against what was read before hashing: if it changed, or a
+        # cut-off was recorded since, anywhere, this login answers nothing usable.
+        if not await self.sessions.open_login(
+            sid,
+            user.id,
+            password_hash=user.password_hash,
+            role=user.role,
+            since=pair.access.issued_at,
+        ):
+            raise Unauthorized(RACED)
+        await self.sessions.add_refresh(pair.refresh.jti, sid, pair.refresh.expires_at)
+        return pair
 
     async def _user_of_refresh(self, token: str) -> tuple[User, Principal]:
         principal = principal_from_claims(self.codec.decode(token, REFRESH))
@@ -174,41 +226,73 @@ class AuthService:
             raise TokenRevoked()
         return user, principal
 
-    async def _current_rights(
-        self, user: User, principal: Principal
-    ) -> tuple[frozenset[Action], Scope]:
-        """The token's rights intersected with what the user may do now."""
-        actions = principal.actions & ROLES[user.role]
-        scope = principal.scope
-        if user.role != "admin" and scope.network_ids is not None:
-            scope = scope.narrowed_to(Scope(network_ids=frozenset(user.network_ids)))
-        return actions, scope
+    async def _reused(self, user: User, principal: Principal) -> NoReturn:
+        log.warning("refresh token reuse detected; revoking login session of user %d", user.id)
+        await self.revoke_session(principal.sid, reason=RevocationReason.REFRESH_REUSE)
+        raise Unauthorized("Refresh token reuse detected; the session has been revoked")
 
     async def refresh(self, token: str) -> TokenPair:
-        """Rotate: the presented refresh token is consumed; presenting it again is reuse, and
-        reuse revokes the whole family."""
+        """Rotate: the presented refresh token is consumed; presenting it again, on either
+        transport, is reuse, and reuse revokes the whole family."""
+        read_at = time.time()
         user, principal = await self._user_of_refresh(token)
         consumed = await self.sessions.consume_refresh(principal.jti)
-        if consumed is Consumed.REUSED:
-            log.warning("refresh token reuse detected; revoking login session of user %d", user.id)
-            await self.revoke_session(principal.sid, reason=RevocationReason.REFRESH_REUSE)
-            raise Unauthorized("Refresh token reuse detected; the session has been revoked")
-        if consumed is Consumed.UNKNOWN:
+        if consumed.state is Consumed.REUSED:
+            await self._reused(user, principal)
+        if consumed.state is Consumed.UNKNOWN:
             raise Unauthorized("Invalid token")
-        actions, scope = await self._current_rights(user, principal)
-        return await self._issue_pair(user, actions, scope, sid=principal.sid)
+        actions, scope = refreshed_rights(principal, _holder(user))
+        access_expires, refresh_expires = rotated_lifetimes(
+            time.time(), self.lifetimes, consumed.family_ends
+        )
+        pair = self._pair(
+            user,
+            actions,
+            scope,
+            sid=principal.sid,
+            read_at=read_at,
+            access_expires=access_expires,
+            refresh_expires=refresh_expires,
+            parents=principal.parents,
+        )
+        guard = Guard(user.id, principal.families, pair.access.issued_at)
+        if not await self.sessions.add_refresh(
+            pair.refresh.jti, principal.sid, pair.refresh.expires_at, guard
+        ):
+            raise TokenRevoked()
+        return pair
 
     async def access_from_refresh(self, token: str) -> IssuedToken:
-        """DeviceHive's refresh: a new access token; the refresh token stays valid."""
+        """DeviceHive's refresh: a new access token, no rotation, while the presented refresh
+        token is its family's current one; a rotated one is reuse, as over REST."""
+        read_at = time.time()
         user, principal = await self._user_of_refresh(token)
-        if not await self.sessions.is_refresh_known(principal.jti):
+        actions, scope = refreshed_rights(principal, _holder(user))
+        access = self._issue(
+            ACCESS,
+            user,
+            principal.sid,
+            actions,
+            scope,
+            read_at=read_at,
+            expires=access_lifetime(time.time(), self.lifetimes, principal.expires_at),
+            parents=principal.parents,
+        )
+        known = await self.sessions.peek_refresh(
+            principal.jti, Guard(user.id, principal.families, access.issued_at)
+        )
+        if known.state is Consumed.REUSED:
+            await self._reused(user, principal)
+        if known.state is Consumed.UNKNOWN:
             raise Unauthorized("Invalid token")
-        actions, scope = await self._current_rights(user, principal)
-        return self._issue(ACCESS, user, principal.sid, actions, scope, self.access_ttl)
+        if not known.live:
+            raise TokenRevoked()
+        return access
 
     async def mint(self, caller: Principal, request: MintRequest) -> TokenPair:
-        """A token for the caller or (with ManageUser) another user, never beyond the rights of
-        either: asking for more is a 403 that names what exceeds."""
+        """A token within the caller's and the user's rights (see ``minting``): recorded as a
+        family of its own, tied to the caller's unless the caller may manage users."""
+        read_at = time.time()
         for_other = request.user_id is not None and request.user_id != caller.user_id
         if for_other and not caller.may(Action.ManageUser):
             raise Forbidden("Minting a token for another user needs ManageUser")
@@ -219,67 +303,50 @@ class AuthService:
             raise NotFound("User not found")
         if not target.active:
             raise Forbidden("User account is disabled")
-        if request.expires_in is not None and request.expires_in > self.refresh_ttl:
-            raise Unprocessable(f"expires_in must be at most {int(self.refresh_ttl)} seconds")
-
         caller_user = (
             target if target.id == caller.user_id else await self.users.get(caller.user_id)
         )
         if caller_user is None or not caller_user.active:
             raise TokenRevoked()
-        caller_limit = caller.actions & ROLES[caller_user.role]
-        target_limit = ROLES[target.role]
-        wanted = request.actions if request.actions is not None else caller_limit & target_limit
-        if beyond := wanted - caller_limit:
-            raise Forbidden(f"Requested actions exceed your own rights: {_names(beyond)}")
-        if beyond := wanted - target_limit:
-            raise Forbidden(f"Requested actions exceed the user's rights: {_names(beyond)}")
-
-        scope = await self._mint_scope(caller, caller_user, target, request)
-        return await self._issue_pair(target, wanted, scope, access_ttl=request.expires_in)
-
-    async def _mint_scope(
-        self, caller: Principal, caller_user: User, target: User, request: MintRequest
-    ) -> Scope:
-        limits = [caller.scope]
-        for holder in (caller_user, target):
-            if holder.role != "admin":
-                limits.append(Scope(network_ids=frozenset(holder.network_ids)))
-        if request.network_ids is not None:
-            for limit in limits:
-                if limit.network_ids is not None and (
-                    beyond := request.network_ids - limit.network_ids
-                ):
-                    raise Forbidden(
-                        "Requested networkIds exceed what the caller and the user may reach: "
-                        + ", ".join(map(str, sorted(beyond)))
-                    )
-        if request.device_ids is not None:
-            if caller.scope.device_ids is not None and (
-                beyond_devices := request.device_ids - caller.scope.device_ids
-            ):
-                raise Forbidden(
-                    "Requested deviceIds exceed the caller's token: "
-                    + ", ".join(sorted(beyond_devices))
-                )
-            if not (caller_user.role == "admin" and target.role == "admin"):
-                located = await self.devices.networks_of(request.device_ids)
-                unreachable = sorted(
-                    device_id
-                    for device_id in request.device_ids
-                    if device_id not in located
-                    or not all(
-                        limit.network_ids is None or located[device_id] in limit.network_ids
-                        for limit in limits
-                    )
-                )
-                if unreachable:
-                    raise Forbidden(
-                        "Requested deviceIds exceed what the caller and the user may reach: "
-                        + ", ".join(unreachable)
-                    )
-        scope = Scope(network_ids=request.network_ids, device_ids=request.device_ids)
-        return scope.narrowed_to(caller.scope)
+        caller_holder, target_holder = _holder(caller_user), _holder(target)
+        tied = is_tied(caller, caller_holder)
+        located: dict[str, int] = {}
+        if request.device_ids is not None and needs_locations(
+            caller_holder, target_holder, request
+        ):
+            located = await self.devices.networks_of(request.device_ids)
+        grant = mint_grant(
+            caller,
+            caller_holder,
+            target_holder,
+            request,
+            located=located,
+            caller_family_ends=await self.sessions.family_ends(caller.sid) if tied else None,
+            now=time.time(),
+            lifetimes=self.lifetimes,
+        )
+        sid = str(uuid.uuid4())
+        pair = self._pair(
+            target,
+            grant.actions,
+            grant.scope,
+            sid=sid,
+            read_at=read_at,
+            access_expires=grant.access_expires,
+            refresh_expires=grant.family_ends,
+            parents=grant.parents,
+        )
+        ends = await self.sessions.open_minted(
+            sid,
+            target.id,
+            ends=grant.family_ends,
+            parent=caller.sid if tied else None,
+            guard=Guard(target.id, grant.parents, pair.access.issued_at),
+        )
+        if ends is None or ends < pair.refresh.expires_at:
+            raise Unauthorized(SESSION_ENDED) if tied else TokenRevoked()
+        await self.sessions.add_refresh(pair.refresh.jti, sid, pair.refresh.expires_at)
+        return pair
 
     # -- revoking --------------------------------------------------------------------------
 
@@ -297,7 +364,7 @@ class AuthService:
     async def revoke_session(
         self, sid: str, *, reason: RevocationReason, jti: str | None = None, exp: float = 0
     ) -> Receipt:
-        horizon = time.time() + self.refresh_ttl
+        horizon = time.time() + self.horizon
         revocations = [self._revocation("sid", sid, reason, horizon)]
         if jti is not None:
             revocations.append(self._revocation("jti", jti, reason, exp))
@@ -317,22 +384,21 @@ class AuthService:
 
     async def revoke_user(self, user_id: int, *reasons: RevocationReason) -> Receipt:
         """Every token the user holds, issued before now, stops working everywhere."""
-        horizon = time.time() + max(self.refresh_ttl, self.access_ttl)
         revocation = Revocation(
             kind="user",
             subject=str(user_id),
             reason=reasons_text(reasons),
             revoked_at=time.time(),
-            expires_at=horizon,
+            expires_at=time.time() + self.horizon,
         )
         receipt = await self.revoker.revoke(revocation)
         await self.sessions.close_all(user_id)
         return receipt
 
     async def revoke_token(self, jti: str, reason: RevocationReason) -> Receipt:
-        horizon = time.time() + max(self.refresh_ttl, self.access_ttl)
+        horizon = time.time() + self.horizon
         return await self.revoker.revoke(self._revocation("jti", jti, reason, horizon))
 
     async def revoke_device(self, device_id: str, reason: RevocationReason) -> Receipt:
-        horizon = time.time() + max(self.refresh_ttl, self.access_ttl)
+        horizon = time.time() + self.horizon
         return await self.revoker.revoke(self._revocation("device", device_id, reason, horizon))

@@ -38,6 +38,8 @@ class RevocationView:
     def is_revoked(self, principal: Principal) -> bool:
         if principal.jti in self._tokens or principal.sid in self._sessions:
             return True
+        if principal.parents and any(parent in self._sessions for parent in principal.parents):
+            return True
         user = self._users.get(str(principal.user_id))
         if user is not None and principal.issued_at < user[0]:
             return True

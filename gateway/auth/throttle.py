@@ -1,58 +1,54 @@
-"""Throttling of failed logins per account and per client address (sliding window, in memory).
+"""Login throttling that a stranger cannot turn against a user.
 
-Each instance counts its own failures; behind a load balancer the effective limit is at most the
-per-instance limit times the number of instances.
+Failures are counted per (account, client address) and per client address, never per account
+alone: guessing at a victim's account from one address throttles that address (for that
+account, and past a higher limit for every account), while the victim, logging in from an
+address that has not been failing, is never refused because of it. This is the "lockout by
+source rather than by account" design of the OWASP Authentication Cheat Sheet, with the rate
+limiting of NIST SP 800-63B section 5.2.2.
+
+Each attempt is counted before its password is checked (one atomic reservation), so a burst of
+concurrent guesses cannot all pass before the first failure is counted; a correct password
+uncounts it and forgives the (account, address) pair. With Redis the counts are shared by every
+instance (one round trip per attempt, plus one after a success); without Redis, or while Redis is
+unreachable, each instance counts for itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
+import enum
+import hashlib
+import logging
+from dataclasses import dataclass
 
-_MAX_KEYS = 100_000
+from redis.exceptions import RedisError
+
+from gateway.bus.counts import Counts, MemoryCounts
+from gateway.errors import TooManyRequests
+
+log = logging.getLogger(__name__)
+
+TOO_MANY = "Too many failed logins; try again later"
 
 
-class _Window:
-    def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
-        self.limit = limit
-        self.window = window
-        self.clock = clock
-        self.failures: OrderedDict[str, deque[float]] = OrderedDict()
+class Outcome(enum.Enum):
+    FAILED = "failed"
+    SUCCEEDED = "succeeded"
+    VOID = "void"
+    """Neither: the check could not run (a dependency failed) or the account is disabled."""
 
-    def _recent(self, key: str) -> deque[float] | None:
-        stamps = self.failures.get(key)
-        if stamps is None:
-            return None
-        cutoff = self.clock() - self.window
-        while stamps and stamps[0] <= cutoff:
-            stamps.popleft()
-        if not stamps:
-            del self.failures[key]
-            return None
-        return stamps
 
-    def count(self, key: str) -> int:
-        stamps = self._recent(key)
-        return 0 if stamps is None else len(stamps)
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    pair: str
+    address: str
+    counts: Counts
 
-    def retry_after(self, key: str) -> float | None:
-        stamps = self._recent(key)
-        if stamps is None or len(stamps) < self.limit:
-            return None
-        return stamps[0] + self.window - self.clock()
 
-    def add(self, key: str) -> None:
-        stamps = self._recent(key)
-        if stamps is None:
-            stamps = self.failures[key] = deque(maxlen=self.limit)
-            if len(self.failures) > _MAX_KEYS:
-                self.failures.popitem(last=False)
-        stamps.append(self.clock())
-
-    def clear(self, key: str) -> None:
-        self.failures.pop(key, None)
+def _key(kind: str, *parts: str) -> str:
+    digest = hashlib.sha256("\x00".join(parts).encode(errors="surrogatepass")).hexdigest()
+    return f"{kind}:{digest[:32]}"
 
 
 class LoginThrottle:
@@ -61,49 +57,69 @@ class LoginThrottle:
         per_account: int,
         per_address: int,
         window: float,
-        clock: Callable[[], float] = time.monotonic,
+        shared: Counts | None = None,
+        local: MemoryCounts | None = None,
     ) -> None:
-        self._accounts = _Window(per_account, window, clock)
-        self._addresses = _Window(per_address, window, clock)
+        self.per_account = per_account
+        self.per_address = per_address
+        self.window = window
+        self.shared = shared
+        self.local = local or MemoryCounts()
         self._pending: dict[str, int] = {}
         self._settled: dict[str, asyncio.Event] = {}
+        self._shared_down = False
 
-    def retry_after(self, account: str, address: str) -> float | None:
-        waits = [
-            wait
-            for wait in (self._accounts.retry_after(account), self._addresses.retry_after(address))
-            if wait is not None
-        ]
-        return max(waits) if waits else None
+    async def admit(self, account: str, address: str) -> Ticket:
+        """Reserve one password check, or raise 429 with the wait.
 
-    async def admit(self, account: str, address: str) -> float | None:
-        """Reserve a password check on the account, or return the wait when throttled.
-
-        Checks in flight count as failures until they resolve, so a burst of concurrent guesses
-        cannot all pass before the first failure is counted; the surplus queues behind the
-        running checks instead of failing, so a burst of right passwords still gets in.
-        Every admitted attempt must be followed by ``release``."""
+        When the limit is full only because of this instance's checks still in flight, wait
+        for one to settle instead of refusing: a burst of right passwords still gets in."""
+        pair, where = _key("p", account, address), _key("a", address)
         while True:
-            wait = self.retry_after(account, address)
-            if wait is not None:
-                return wait
-            in_flight = self._pending.get(account, 0)
-            if self._accounts.count(account) + in_flight < self._accounts.limit:
-                self._pending[account] = in_flight + 1
-                return None
-            await self._settled.setdefault(account, asyncio.Event()).wait()
+            counts, wait = await self._reserve(pair, where)
+            if wait is None:
+                for key in (pair, where):
+                    self._pending[key] = self._pending.get(key, 0) + 1
+                return Ticket(pair, where, counts)
+            busy = next((key for key in (pair, where) if self._pending.get(key)), None)
+            if busy is None:
+                raise TooManyRequests(TOO_MANY, wait)
+            await self._settled.setdefault(busy, asyncio.Event()).wait()
 
-    def release(self, account: str) -> None:
-        left = self._pending.pop(account, 0) - 1
-        if left > 0:
-            self._pending[account] = left
-        settled = self._settled.pop(account, None)
-        if settled is not None:
-            settled.set()
+    async def _reserve(self, pair: str, where: str) -> tuple[Counts, float | None]:
+        if self.shared is not None:
+            try:
+                wait = await self.shared.reserve(
+                    pair, where, self.per_account, self.per_address, self.window
+                )
+            except (OSError, TimeoutError, ConnectionError, RedisError) as exc:
+                if not self._shared_down:
+                    log.warning("login counts unreachable, counting on this instance: %s", exc)
+                    self._shared_down = True
+            else:
+                if self._shared_down:
+                    log.info("login counts reachable again")
+                    self._shared_down = False
+                return self.shared, wait
+        wait = await self.local.reserve(
+            pair, where, self.per_account, self.per_address, self.window
+        )
+        return self.local, wait
 
-    def failed(self, account: str, address: str) -> None:
-        self._accounts.add(account)
-        self._addresses.add(address)
-
-    def succeeded(self, account: str) -> None:
-        self._accounts.clear(account)
+    async def settle(self, ticket: Ticket, outcome: Outcome) -> None:
+        """A failure stays counted; a success or a void check is uncounted."""
+        try:
+            if outcome is not Outcome.FAILED:
+                await ticket.counts.release(
+                    ticket.pair, ticket.address, forgive=outcome is Outcome.SUCCEEDED
+                )
+        except (OSError, TimeoutError, ConnectionError, RedisError) as exc:
+            log.warning("login counts unreachable, a reservation expires with its window: %s", exc)
+        finally:
+            for key in (ticket.pair, ticket.address):
+                left = self._pending.pop(key, 0) - 1
+                if left > 0:
+                    self._pending[key] = left
+                settled = self._settled.pop(key, None)
+                if settled is not None:
+                    settled.set()

@@ -32,6 +32,7 @@ ACCESS = "access"
 REFRESH = "refresh"
 
 _REQUIRED_CLAIMS = ["iss", "sub", "jti", "iat", "exp", "typ", "sid"]
+_MAX_PARENTS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +197,7 @@ class TokenCodec:
         scope: Scope,
         ttl: float,
         now: float | None = None,
+        parents: tuple[str, ...] = (),
     ) -> IssuedToken:
         now = time.time() if now is None else now
         # iat keeps milliseconds so that a per-user cut-off taken a moment before a new login
@@ -218,6 +220,8 @@ class TokenCodec:
             "networkIds": network_ids,
             "deviceIds": device_ids,
         }
+        if parents:
+            payload["fam"] = list(parents)
         key = self.keys.current
         assert key.signing is not None, "the current key always signs"
         token = jwt.encode(payload, key.signing, algorithm=key.algorithm, headers={"kid": key.kid})
@@ -278,7 +282,14 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     except (TypeError, ValueError):
         raise Unauthorized("Invalid token: malformed claims") from None
     role = claims.get("role")
-    if role not in ("admin", "client") or not isinstance(claims["sid"], str):
+    parents = claims.get("fam", [])
+    if (
+        role not in ("admin", "client")
+        or not isinstance(claims["sid"], str)
+        or not isinstance(parents, list)
+        or len(parents) > _MAX_PARENTS
+        or not all(isinstance(parent, str) for parent in parents)
+    ):
         raise Unauthorized("Invalid token: malformed claims")
     return Principal(
         user_id=user_id,
@@ -292,4 +303,5 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         sid=claims["sid"],
         issued_at=float(claims["iat"]),
         expires_at=float(claims["exp"]),
+        parents=tuple(parents),
     )

@@ -52,6 +52,12 @@ class Settings:
     refresh_ttl: float = option(
         30 * 86400.0, "refresh token lifetime (e.g. 30d)", parse=p.positive_duration
     )
+    mint_max_ttl: float = option(
+        365 * 86400.0,
+        "longest lifetime of a minted token (an administrator's device token; others never "
+        "outlive the caller's login session)",
+        parse=p.positive_duration,
+    )
     jwt_issuer: str = option("gateway", "the iss claim issued and required")
     jwt_algorithm: str = option("HS256", "HS256, RS256, ES256 or EdDSA", parse=p.algorithm)
     jwt_secret: str | None = option(
@@ -82,7 +88,9 @@ class Settings:
         2, "threads that hash passwords off the event loop", parse=p.positive_int
     )
     login_failures_per_account: int = option(
-        5, "failed logins per account within the window before 429", parse=p.positive_int
+        5,
+        "failed logins per account and client address within the window before 429",
+        parse=p.positive_int,
     )
     login_failures_per_address: int = option(
         20, "failed logins per client address within the window before 429", parse=p.positive_int

@@ -114,7 +114,8 @@ class Hub:
     def _indexes(self, principal: Principal) -> Iterable[tuple[Index[Any, Session], Any]]:
         yield self._by_user, principal.user_id
         yield self._by_jti, principal.jti
-        yield self._by_sid, principal.sid
+        for sid in principal.families:
+            yield self._by_sid, sid
         for device_id in principal.scope.device_ids or ():
             yield self._by_device, device_id
 
