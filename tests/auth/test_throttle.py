@@ -147,4 +147,3 @@ async def test_with_redis_unreachable_each_instance_counts_for_itself() -> None:
         await refused(limiter, "alice", "10.0.0.1")
     finally:
         await shared.close()
-
