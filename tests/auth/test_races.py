@@ -1,0 +1,142 @@
+"""Nothing issued survives a revocation it raced: a login whose slow password hash straddles a
+password change or a cut-off, on the same instance or another, answers nothing usable; so does a
+refresh held between its read and its answer.
+
+The hash is made slow with real argon2 cost; the hooks below only observe (or hold) the real
+call, so the test knows the login is inside its hash instead of guessing with a sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from gateway.api.routing import SERVICES_KEY
+from gateway.auth.service import RACED
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, AppFactory, bearer, create_user, login
+from tests.support.http import expect_error, expect_json, me_status
+
+SLOW_HASH = {"argon2_time_cost": 300, "argon2_memory_kib": 1024, "hash_workers": 2}
+"""Real argon2id, a few hundred milliseconds per hash on the test machine."""
+
+OLD, NEW = "old-password-1", "new-password-2"
+
+
+def hold_verify(client: TestClient[Any, Any]) -> asyncio.Event:
+    """An event set when the instance's next password check starts hashing."""
+    passwords = client.app[SERVICES_KEY].auth.passwords
+    real: Callable[[str | None, str], Awaitable[bool]] = passwords.verify
+    hashing = asyncio.Event()
+
+    async def verify(password_hash: str | None, password: str) -> bool:
+        hashing.set()
+        return await real(password_hash, password)
+
+    passwords.verify = verify  # type: ignore[method-assign]
+    return hashing
+
+
+async def start_login(client: TestClient[Any, Any], email: str) -> asyncio.Task[Any]:
+    return asyncio.create_task(
+        client.post("/v1/auth/login", json={"email": email, "password": OLD})
+    )
+
+
+async def slow_world(make_client: AppFactory) -> tuple[TestClient[Any, Any], dict[str, str], int]:
+    client = await make_client(**SLOW_HASH)
+    admin = bearer((await login(client, ADMIN_EMAIL, ADMIN_PASSWORD))["access_token"])
+    alice = await create_user(client, admin, email="alice@example.com", password=OLD)
+    return client, admin, alice["id"]
+
+
+async def test_a_login_straddling_a_password_change_on_another_instance_is_refused(
+    make_client: AppFactory,
+) -> None:
+    slow, _, alice_id = await slow_world(make_client)
+    other = await make_client()
+    other_admin = bearer((await login(other, ADMIN_EMAIL, ADMIN_PASSWORD))["access_token"])
+    hashing = hold_verify(slow)
+
+    pending = await start_login(slow, "alice@example.com")
+    await asyncio.wait_for(hashing.wait(), 10)
+    changed = await other.patch(
+        f"/v1/users/{alice_id}", json={"password": NEW}, headers=other_admin
+    )
+    await expect_json(changed, 200)
+    assert not pending.done(), "the password changed while the login was hashing"
+
+    await expect_error(await pending, 401, RACED)
+    await login(slow, "alice@example.com", NEW)
+
+
+async def test_a_login_straddling_a_cut_off_on_the_same_instance_is_refused(
+    make_client: AppFactory,
+) -> None:
+    client, admin, alice_id = await slow_world(make_client)
+    hashing = hold_verify(client)
+
+    pending = await start_login(client, "alice@example.com")
+    await asyncio.wait_for(hashing.wait(), 10)
+    revoked = await client.post("/v1/auth/revoke", json={"user_id": alice_id}, headers=admin)
+    await expect_json(revoked, 200)
+    assert not pending.done()
+
+    await expect_error(await pending, 401, RACED)
+    await login(client, "alice@example.com", OLD)
+
+
+async def test_a_login_racing_a_password_change_on_its_own_instance_yields_no_usable_token(
+    make_client: AppFactory,
+) -> None:
+    """Both hash slowly here, so either may finish first: whatever the login answers, nothing
+    it answers works once the change is done."""
+    client, admin, alice_id = await slow_world(make_client)
+    hashing = hold_verify(client)
+
+    pending = await start_login(client, "alice@example.com")
+    await asyncio.wait_for(hashing.wait(), 10)
+    changed = await client.patch(f"/v1/users/{alice_id}", json={"password": NEW}, headers=admin)
+    await expect_json(changed, 200)
+
+    response = await pending
+    if response.status == 200:
+        body = await response.json()
+        assert await me_status(client, body["access_token"]) == 401
+        refreshed = await client.post(
+            "/v1/auth/token/refresh", json={"refresh_token": body["refresh_token"]}
+        )
+        await expect_error(refreshed, 401, "Token revoked")
+    else:
+        await expect_error(response, 401, RACED)
+
+
+async def test_a_refresh_held_across_a_logout_everywhere_on_another_instance_is_refused(
+    make_client: AppFactory,
+) -> None:
+    first = await make_client()
+    second = await make_client()
+    pair = await login(first, ADMIN_EMAIL, ADMIN_PASSWORD)
+
+    users = first.app[SERVICES_KEY].auth.users
+    real_get = users.get
+    read, release = asyncio.Event(), asyncio.Event()
+
+    async def get(user_id: int) -> Any:
+        user = await real_get(user_id)
+        read.set()
+        await release.wait()
+        return user
+
+    users.get = get  # type: ignore[method-assign]
+    pending = asyncio.create_task(
+        first.post("/v1/auth/token/refresh", json={"refresh_token": pair["refresh_token"]})
+    )
+    await asyncio.wait_for(read.wait(), 10)
+    logout = await second.post("/v1/auth/logout/all", headers=bearer(pair["access_token"]))
+    assert logout.status == 204
+    release.set()
+
+    await expect_error(await pending, 401, "Token revoked")
