@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from gateway.auth.minting import (
     SESSION_ENDED,
@@ -25,7 +24,14 @@ from gateway.auth.permissions import ROLES
 from gateway.auth.revocation import RevocationView
 from gateway.auth.revoker import Receipt, Revoker
 from gateway.auth.throttle import LoginThrottle, Outcome
-from gateway.auth.tokens import ACCESS, REFRESH, IssuedToken, TokenCodec, principal_from_claims
+from gateway.auth.tokens import (
+    ACCESS,
+    REFRESH,
+    IssuedToken,
+    TokenCodec,
+    TokenPair,
+    principal_from_claims,
+)
 from gateway.errors import Forbidden, NotFound, TokenRevoked, Unauthorized
 from gateway.store.devices import DeviceStore
 from gateway.store.sessions import Consumed, Guard, SessionStore
@@ -45,30 +51,6 @@ log = logging.getLogger(__name__)
 
 INVALID_CREDENTIALS = "Invalid email or password"
 RACED = "The account changed or was revoked during login; log in again"
-
-
-@dataclass(frozen=True, slots=True)
-class TokenPair:
-    access: IssuedToken
-    refresh: IssuedToken
-    user_id: int
-    answered_at: float
-    """When the pair was signed (``issued_at`` is earlier: when the rights were read)."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "access_token": self.access.token,
-            "refresh_token": self.refresh.token,
-            "token_type": "Bearer",
-            "expires_in": self.access.expires_at - int(self.answered_at),
-            "issued_at": _iso(self.access.issued_at),
-            "expires_at": _iso(self.access.expires_at),
-            "user_id": self.user_id,
-        }
-
-
-def _iso(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
 def _holder(user: User) -> Holder:

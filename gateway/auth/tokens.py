@@ -178,6 +178,30 @@ class IssuedToken:
     expires_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access: IssuedToken
+    refresh: IssuedToken
+    user_id: int
+    answered_at: float
+    """When the pair was signed (``issued_at`` is earlier: when the rights were read)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access.token,
+            "refresh_token": self.refresh.token,
+            "token_type": "Bearer",
+            "expires_in": self.access.expires_at - int(self.answered_at),
+            "issued_at": _iso(self.access.issued_at),
+            "expires_at": _iso(self.access.expires_at),
+            "user_id": self.user_id,
+        }
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
 class TokenCodec:
     """Signs and verifies the gateway's tokens."""
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.realtime.protocol import CloseCode
+from gateway.types import CloseCode
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, AppFactory, login
 from tests.realtime.helpers import World, build_world, connect, rest
 from tests.support.http import expect_error, me_status

@@ -28,8 +28,9 @@ from gateway.auth.minting import (
     refreshed_rights,
     rotated_lifetimes,
 )
-from gateway.auth.permissions import ALL_ACTIONS, ROLES, Action, Principal, Scope
+from gateway.auth.permissions import ALL_ACTIONS, ROLES
 from gateway.errors import Forbidden, Unauthorized, Unprocessable
+from gateway.types import Action, Principal, Scope
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, bearer, create_user, login
 from tests.realtime.helpers import connect, create_network, put_device, rest
 from tests.support.tokens import split

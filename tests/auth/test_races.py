@@ -14,8 +14,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from gateway.api.routing import SERVICES_KEY
-from gateway.auth.service import RACED
+from gateway.app import WIRING_KEY
+from gateway.auth.login import RACED
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, AppFactory, bearer, create_user, login
 from tests.support.http import expect_error, expect_json, me_status
 
@@ -27,7 +27,7 @@ OLD, NEW = "old-password-1", "new-password-2"
 
 def hold_verify(client: TestClient[Any, Any]) -> asyncio.Event:
     """An event set when the instance's next password check starts hashing."""
-    passwords = client.app[SERVICES_KEY].auth.passwords
+    passwords = client.server.app[WIRING_KEY].auth.passwords
     real: Callable[[str | None, str], Awaitable[bool]] = passwords.verify
     hashing = asyncio.Event()
 
@@ -120,7 +120,7 @@ async def test_a_refresh_held_across_a_logout_everywhere_on_another_instance_is_
     second = await make_client()
     pair = await login(first, ADMIN_EMAIL, ADMIN_PASSWORD)
 
-    users = first.app[SERVICES_KEY].auth.users
+    users = first.server.app[WIRING_KEY].auth.users
     real_get = users.get
     read, release = asyncio.Event(), asyncio.Event()
 

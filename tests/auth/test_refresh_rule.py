@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.realtime.protocol import CloseCode
+from gateway.types import CloseCode
 from tests.conftest import AppFactory
 from tests.realtime.helpers import World, build_world, connect, connect_authenticated
 from tests.support.http import expect_error, expect_json, me_status
