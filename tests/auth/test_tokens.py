@@ -158,6 +158,10 @@ async def test_a_refresh_token_is_not_a_bearer_token(
         ({"networkIds": "*"}, "Invalid token: networkIds must be a list"),
         ({"networkIds": [True]}, "Invalid token: malformed networkIds"),
         ({"deviceIds": [1]}, "Invalid token: malformed deviceIds"),
+        ({"fam": "sid-1"}, "Invalid token: malformed claims"),
+        ({"fam": [1]}, "Invalid token: malformed claims"),
+        ({"fam": [None]}, "Invalid token: malformed claims"),
+        ({"fam": [f"sid-{i}" for i in range(9)]}, "Invalid token: malformed claims"),
     ],
 )
 async def test_validly_signed_tokens_with_bad_claims_are_refused(
