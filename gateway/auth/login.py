@@ -237,7 +237,7 @@ class AuthService:
             refresh_expires=refresh_expires,
             parents=principal.parents,
         )
-        guard = Guard(user.id, principal.families, pair.access.issued_at)
+        guard = Guard(user.id, principal.families, principal.issued_at, principal.jti)
         if not await self.sessions.add_refresh(
             pair.refresh.jti, principal.sid, pair.refresh.expires_at, guard
         ):
@@ -261,7 +261,7 @@ class AuthService:
             parents=principal.parents,
         )
         known = await self.sessions.peek_refresh(
-            principal.jti, Guard(user.id, principal.families, access.issued_at)
+            principal.jti, Guard(user.id, principal.families, principal.issued_at, principal.jti)
         )
         if known.state is Consumed.REUSED:
             await self._reused(user, principal)
@@ -318,12 +318,15 @@ class AuthService:
             refresh_expires=grant.family_ends,
             parents=grant.parents,
         )
+        # Nothing may have cut off the caller's token (when minting for themself) or, since the
+        # read, the user; nor revoked the caller's token or the families it descends from.
+        since = caller.issued_at if target.id == caller.user_id else pair.access.issued_at
         ends = await self.sessions.open_minted(
             sid,
             target.id,
             ends=grant.family_ends,
             parent=caller.sid if tied else None,
-            guard=Guard(target.id, grant.parents, pair.access.issued_at),
+            guard=Guard(target.id, grant.parents, since, caller.jti),
         )
         if ends is None or ends < pair.refresh.expires_at:
             raise Unauthorized(SESSION_ENDED) if tied else TokenRevoked()

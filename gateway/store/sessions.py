@@ -20,14 +20,18 @@ class Consumed(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Guard:
-    """What must not have been revoked since a token's rights were read: its family chain
-    (``sid`` revocations) and its user (a cut-off after ``since``). Checked in the same statement
-    that records the new token, so a revocation recorded while the password was hashed, or on
-    another instance, is never missed."""
+    """What must not have been revoked for a new token to be recorded: its family chain (``sid``
+    revocations), its user (a cut-off after ``since``: the presented token's ``iat``, or the read
+    of a login) and the presented token. Checked in the same statement that records the new
+    token, so a revocation recorded while the password was hashed, or on another instance whose
+    message has not arrived, is never missed."""
 
     user_id: int
     chain: tuple[str, ...]
     since: float
+    jti: str | None = None
+    """The presented token, when one is: revoked by its ``jti`` on another instance, it may not
+    yet be in this instance's view."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +74,8 @@ class SessionStore:
                 WHERE u.id = $2 AND u.status = 'active' AND u.password_hash = $3
                   AND u.role = $4 AND NOT EXISTS (SELECT 1 FROM revocations r
                       WHERE (r.kind = 'sid' AND r.subject = ANY($5::text[]))
-                         OR (r.kind = 'user' AND r.subject = $6::text AND r.revoked_at > $7))
+                         OR (r.kind = 'user' AND r.subject = $6::text AND r.revoked_at > $7)
+                         OR (r.kind = 'jti' AND r.subject = $8::text))
                 RETURNING 1""",
             uuid.UUID(sid),
             user_id,
@@ -79,6 +84,7 @@ class SessionStore:
             [],
             str(user_id),
             at(since),
+            None,
         )
         return bool(opened)
 
@@ -116,7 +122,8 @@ class SessionStore:
                   AND ($3::uuid IS NULL OR p.ends > now())
                   AND NOT EXISTS (SELECT 1 FROM revocations r
                       WHERE (r.kind = 'sid' AND r.subject = ANY($5::text[]))
-                         OR (r.kind = 'user' AND r.subject = $6::text AND r.revoked_at > $7))
+                         OR (r.kind = 'user' AND r.subject = $6::text AND r.revoked_at > $7)
+                         OR (r.kind = 'jti' AND r.subject = $8::text))
                 RETURNING expires_at""",
             uuid.UUID(sid),
             user_id,
@@ -125,6 +132,7 @@ class SessionStore:
             list(guard.chain),
             str(guard.user_id),
             at(guard.since),
+            guard.jti,
         )
         return _epoch(value)
 
@@ -145,7 +153,8 @@ class SessionStore:
             """INSERT INTO refresh_tokens (jti, session_id, expires_at)
                 SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM revocations r
                       WHERE (r.kind = 'sid' AND r.subject = ANY($4::text[]))
-                         OR (r.kind = 'user' AND r.subject = $5::text AND r.revoked_at > $6))
+                         OR (r.kind = 'user' AND r.subject = $5::text AND r.revoked_at > $6)
+                         OR (r.kind = 'jti' AND r.subject = $7::text))
                 RETURNING 1""",
             uuid.UUID(jti),
             uuid.UUID(sid),
@@ -153,6 +162,7 @@ class SessionStore:
             list(guard.chain),
             str(guard.user_id),
             at(guard.since),
+            guard.jti,
         )
         return bool(added)
 
@@ -185,12 +195,14 @@ class SessionStore:
                       NOT EXISTS (SELECT 1 FROM revocations r
                           WHERE (r.kind = 'sid' AND r.subject = ANY($2::text[]))
                              OR (r.kind = 'user' AND r.subject = $3::text
-                                 AND r.revoked_at > $4)) AS live
+                                 AND r.revoked_at > $4)
+                             OR (r.kind = 'jti' AND r.subject = $5::text)) AS live
                 FROM refresh_tokens rt WHERE rt.jti = $1""",
             key,
             list(guard.chain),
             str(guard.user_id),
             at(guard.since),
+            guard.jti,
         )
         if row is None:
             return Refresh(Consumed.UNKNOWN)

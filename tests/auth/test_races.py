@@ -17,7 +17,9 @@ from aiohttp.test_utils import TestClient
 from gateway.app import WIRING_KEY
 from gateway.auth.login import RACED
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, AppFactory, bearer, create_user, login
-from tests.support.http import expect_error, expect_json, me_status
+from tests.realtime.helpers import connect
+from tests.support.http import expect_empty, expect_error, expect_json, me_status
+from tests.support.tokens import split
 
 SLOW_HASH = {"argon2_time_cost": 300, "argon2_memory_kib": 1024, "hash_workers": 2}
 """Real argon2id, a few hundred milliseconds per hash on the test machine."""
@@ -140,3 +142,35 @@ async def test_a_refresh_held_across_a_logout_everywhere_on_another_instance_is_
     release.set()
 
     await expect_error(await pending, 401, "Token revoked")
+
+
+async def test_an_instance_that_has_not_heard_of_a_revocation_mints_nothing_from_it(
+    make_client: AppFactory,
+) -> None:
+    """Without a shared bus and before reconciliation, the other instance's view is stale:
+    PostgreSQL, checked when the new token is recorded, is not."""
+    stale = await make_client(reconcile_interval=3600.0)
+    other = await make_client(reconcile_interval=3600.0)
+    admin = bearer((await login(other, ADMIN_EMAIL, ADMIN_PASSWORD))["access_token"])
+    await create_user(other, admin, email="alice@example.com", password=OLD)
+
+    cut_off = await login(stale, "alice@example.com", OLD)
+    await expect_empty(
+        await other.post("/v1/auth/logout/all", headers=bearer(cut_off["access_token"]))
+    )
+    assert await me_status(stale, cut_off["access_token"]) == 200, "the view is stale"
+    rotated = await stale.post(
+        "/v1/auth/token/refresh", json={"refresh_token": cut_off["refresh_token"]}
+    )
+    await expect_error(rotated, 401, "Token revoked")
+
+    by_jti = await login(stale, "alice@example.com", OLD)
+    jti = split(by_jti["refresh_token"])[1]["jti"]
+    revoked = await other.post("/v1/auth/revoke", json={"jti": jti}, headers=admin)
+    await expect_json(revoked, 200)
+    socket = await connect(stale)
+    await socket.fails("token/refresh", 401, "Token revoked", refreshToken=by_jti["refresh_token"])
+    minted = await stale.post(
+        "/v1/auth/token/create", json={}, headers=bearer(cut_off["access_token"])
+    )
+    await expect_error(minted, 401, "Your login session has ended; log in again")
