@@ -29,7 +29,7 @@ OLD, NEW = "old-password-1", "new-password-2"
 
 def hold_verify(client: TestClient[Any, Any]) -> asyncio.Event:
     """An event set when the instance's next password check starts hashing."""
-    passwords = client.server.app[WIRING_KEY].auth.passwords
+    passwords = client.app[WIRING_KEY].auth.passwords
     real: Callable[[str | None, str], Awaitable[bool]] = passwords.verify
     hashing = asyncio.Event()
 
@@ -37,7 +37,7 @@ def hold_verify(client: TestClient[Any, Any]) -> asyncio.Event:
         hashing.set()
         return await real(password_hash, password)
 
-    passwords.verify = verify  # type: ignore[method-assign]
+    passwords.verify = verify
     return hashing
 
 
@@ -122,7 +122,7 @@ async def test_a_refresh_held_across_a_logout_everywhere_on_another_instance_is_
     second = await make_client()
     pair = await login(first, ADMIN_EMAIL, ADMIN_PASSWORD)
 
-    users = first.server.app[WIRING_KEY].auth.users
+    users = first.app[WIRING_KEY].auth.users
     real_get = users.get
     read, release = asyncio.Event(), asyncio.Event()
 
@@ -132,7 +132,7 @@ async def test_a_refresh_held_across_a_logout_everywhere_on_another_instance_is_
         await release.wait()
         return user
 
-    users.get = get  # type: ignore[method-assign]
+    users.get = get
     pending = asyncio.create_task(
         first.post("/v1/auth/token/refresh", json={"refresh_token": pair["refresh_token"]})
     )
