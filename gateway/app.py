@@ -35,8 +35,8 @@ from gateway.auth.throttle import LoginThrottle
 from gateway.auth.tokens import KeySet, TokenCodec
 from gateway.bus.base import Bus
 from gateway.bus.control import Control
-from gateway.bus.handover import Handover
 from gateway.bus.counts import RedisCounts
+from gateway.bus.handover import Handover
 from gateway.bus.memory import MemoryBus
 from gateway.config import ConfigError, Settings, redact
 from gateway.devices.access import Access
