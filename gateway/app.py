@@ -39,6 +39,7 @@ from gateway.bus.counts import RedisCounts
 from gateway.bus.handover import Handover
 from gateway.bus.memory import MemoryBus
 from gateway.config import ConfigError, Settings, redact
+from gateway.console import install_routes as install_console
 from gateway.devices.access import Access
 from gateway.devices.devices import Devices
 from gateway.devices.messages import Messages
@@ -150,6 +151,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     ROUTES.install(app)
     endpoint.install(app)
+    install_console(app)
     app.cleanup_ctx.append(lambda app: _lifespan(app, settings))
     return app
 
