@@ -1,12 +1,13 @@
-"""A device and a dashboard on one gateway, in about sixty lines.
+"""A device and a dashboard on one gateway, with the Python SDK (gateway.client).
 
 Run the gateway (``make run``), then:
 
     .venv/bin/python examples/ws_client.py \
         --email admin@localhost --password "$(cat data/admin_password)"
 
-It logs in over REST, makes a network and a device, subscribes a dashboard socket to the
-device's notifications, has the device socket push one, and prints what the dashboard receives.
+It logs in, makes a network and a device over REST, subscribes a dashboard to the device's
+notifications and commands, has the device push a notification, sends the device a command from
+the dashboard, has the device answer it, and prints what the dashboard receives.
 """
 
 from __future__ import annotations
@@ -17,51 +18,60 @@ import uuid
 
 import aiohttp
 
+from gateway.client import GatewayClient
 
-async def main(base: str, email: str, password: str) -> None:
+
+async def make_device(base: str, token: str) -> str:
+    """Networks and devices are managed over REST; the SDK covers the live traffic."""
+    auth = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession(base) as http:
-        login = await http.post("/v1/auth/login", json={"email": email, "password": password})
-        login.raise_for_status()
-        token = (await login.json())["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
-
         network = await http.post(
             "/v1/networks", json={"name": f"example-{uuid.uuid4().hex[:6]}"}, headers=auth
         )
-        network_id = (await network.json())["id"]
+        network.raise_for_status()
         device_id = f"thermo-{uuid.uuid4().hex[:6]}"
         saved = await http.put(
             f"/v1/devices/{device_id}",
-            json={"name": "Thermometer", "networkId": network_id},
+            json={"name": "Thermometer", "networkId": (await network.json())["id"]},
             headers=auth,
         )
         saved.raise_for_status()
+        return device_id
 
-        # The dashboard authenticates on the upgrade; the device with an authenticate message.
-        async with (
-            http.ws_connect("/v1/ws", headers=auth) as dashboard,
-            http.ws_connect("/v1/ws") as device,
-        ):
-            await dashboard.send_json(
-                {"action": "notification/subscribe", "requestId": 1, "deviceId": device_id}
-            )
-            print("dashboard <-", await dashboard.receive_json())
 
-            await device.send_json({"action": "authenticate", "requestId": 1, "token": token})
-            print("device    <-", await device.receive_json())
-            await device.send_json(
-                {
-                    "action": "notification/insert",
-                    "requestId": 2,
-                    "deviceId": device_id,
-                    "notification": {
-                        "notification": "temperature",
-                        "parameters": {"celsius": 21.5},
-                    },
-                }
-            )
-            print("device    <-", await device.receive_json())
-            print("dashboard <-", await asyncio.wait_for(dashboard.receive_json(), 5))
+async def main(base: str, email: str, password: str) -> list[str]:
+    """Returns the lines it printed (the test suite runs it against a real gateway)."""
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        lines.append(line)
+        print(line)
+
+    async with (
+        GatewayClient(base, email=email, password=password) as dashboard,
+        GatewayClient(base, email=email, password=password) as device,
+    ):
+        assert dashboard.access_token is not None
+        device_id = await make_device(base, dashboard.access_token)
+        notifications = await dashboard.notifications(device_id=device_id).start()
+        commands = await dashboard.commands(device_id=device_id, with_updates=True).start()
+        to_device = await device.commands(device_id=device_id, with_updates=False).start()
+
+        await device.insert_notification(device_id, "temperature", {"celsius": 21.5})
+        async with asyncio.timeout(5):
+            pushed = await anext(notifications)
+        say(f"dashboard <- notification {pushed['notification']} {pushed['parameters']}")
+
+        await dashboard.insert_command(device_id, "set", {"celsius": 20})
+        async with asyncio.timeout(5):
+            command = await anext(to_device)
+            say(f"device    <- command {command['command']} {command['parameters']}")
+            await device.update_command(device_id, command["id"], status="done", result={"ok": 1})
+            async for seen in commands:
+                say(f"dashboard <- command {seen['command']} status={seen['status']}")
+                if seen["status"] == "done":
+                    break
+    return lines
 
 
 if __name__ == "__main__":

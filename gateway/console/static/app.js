@@ -18,7 +18,7 @@ function element(tag, text, className) {
 }
 
 function json(value) {
-  return value === undefined ? "null" : JSON.stringify(value, null, 1);
+  return value === undefined ? "null" : JSON.stringify(value);
 }
 
 function show(view) {
