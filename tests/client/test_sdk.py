@@ -12,6 +12,8 @@ from aiohttp.test_utils import TestClient
 from gateway.client import (
     BadCredentials,
     GatewayClient,
+    GatewayUnavailable,
+    OutcomeUnknown,
     RequestFailed,
     Subscription,
     TokenExpired,
@@ -123,6 +125,22 @@ async def test_an_error_reply_raises_request_failed(world: World) -> None:
             await gw.notifications(device_id="d2").start()
         assert refused.value.code == 403
         assert gw.connected
+
+
+async def test_an_insert_whose_reply_is_lost_is_not_resent_but_reported(world: World) -> None:
+    """A reply that cannot come in time (1 µs): the insert may have been applied, so the client
+    says so instead of sending it again; a request that changes nothing is not in doubt."""
+    async with GatewayClient(base_url(world.client), token=world.alice) as gw:
+        subscription = await gw.notifications(device_id="d1").start()
+        gw.connection.request_timeout = 1e-6
+        with pytest.raises(OutcomeUnknown, match="may or may not have been applied"):
+            await gw.insert_notification("d1", "in-doubt")
+        with pytest.raises(GatewayUnavailable):
+            await gw.server_info()
+        gw.connection.request_timeout = 10.0
+        [applied] = await take(subscription, 1)
+        assert applied["notification"] == "in-doubt"
+        await nothing_more(subscription)
 
 
 async def test_a_subscription_survives_the_server_closing_its_socket(world: World) -> None:

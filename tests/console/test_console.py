@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -208,6 +209,32 @@ async def test_a_revoked_session_returns_to_the_login_form(page: Page, world: Wo
     message = await page.visible_text("login-message")
     assert "revoked" in message
     assert await page.script("return document.getElementById('device-view').hidden") is True
+
+
+async def test_logging_out_ends_the_session_quietly(
+    page: Page, world: World, clean_db: str
+) -> None:
+    async def revocations() -> int:
+        conn = await asyncpg.connect(clean_db)
+        try:
+            count: int = await conn.fetchval("SELECT count(*) FROM revocations")
+        finally:
+            await conn.close()
+        return count
+
+    await page.open("/console/")
+    await page.log_in(ALICE_EMAIL, PASSWORD)
+    await open_device(page, "d1")
+    before = await revocations()
+    await page.script("document.getElementById('logout').click();")
+    await page.until("return !document.getElementById('login-view').hidden")
+    assert await page.text("#login-message") == ""
+    assert await page.text("#status") == ""
+    async with asyncio.timeout(WAIT):
+        while await revocations() == before:  # the logout reached the server
+            await asyncio.sleep(0.05)
+    body = await rest(world.client, "GET", "/v1/sessions", world.admin, 200)
+    assert [s for s in body["sessions"] if s["user_id"] == world.alice_id] == []
 
 
 async def test_a_lost_connection_resumes_without_gap_or_repeat(page: Page, world: World) -> None:

@@ -6,7 +6,14 @@ import { GatewaySocket, RequestError } from "./socket.js";
 const REPLAY_MINUTES = 10;
 const FEED_LIMIT = 200;
 
-const state = { tokens: null, socket: null, networks: new Map(), live: [], commands: new Map() };
+const state = {
+  tokens: null,
+  socket: null,
+  networks: new Map(),
+  live: [],
+  commands: new Map(),
+  view: 0, // bumped on every page change: a page still loading knows it was left
+};
 
 const $ = (id) => document.getElementById(id);
 
@@ -83,6 +90,7 @@ async function logIn(event) {
 }
 
 function endSession(message) {
+  state.view += 1;
   closeLive();
   if (state.socket) state.socket.stop();
   state.socket = null;
@@ -94,6 +102,10 @@ function endSession(message) {
 }
 
 async function logOut() {
+  // The socket goes first: the logout revokes its token, and that close is no news here.
+  closeLive();
+  if (state.socket) state.socket.stop();
+  state.socket = null;
   try {
     await api("POST", "/v1/auth/logout");
   } catch {
@@ -110,6 +122,7 @@ function route() {
     return;
   }
   closeLive();
+  state.view += 1;
   const match = /^#\/devices\/([A-Za-z0-9_-]{1,64})$/.exec(location.hash);
   if (match) deviceView(match[1]);
   else devicesView();
@@ -120,11 +133,13 @@ async function devicesView() {
   const rows = $("devices").tBodies[0];
   const message = $("devices-message");
   message.textContent = "";
+  const view = state.view;
   try {
     const [{ networks }, { devices }] = await Promise.all([
       api("GET", "/v1/networks"),
       api("GET", "/v1/devices"),
     ]);
+    if (view !== state.view) return;
     state.networks = new Map(networks.map((network) => [network.id, network.name]));
     rows.replaceChildren(
       ...devices.map((device) => {
@@ -197,10 +212,13 @@ async function deviceView(deviceId) {
   $("commands").replaceChildren();
   $("command-message").textContent = "";
   const socket = state.socket;
+  const view = state.view;
   try {
     const device = await api("GET", `/v1/devices/${encodeURIComponent(deviceId)}`);
+    if (view !== state.view) return;
     $("device-title").textContent = `${device.name} (${device.id})`;
     const { info } = await socket.request("server/info");
+    if (view !== state.view || socket !== state.socket) return;
     const since = new Date(Date.parse(info.serverTimestamp) - REPLAY_MINUTES * 60000);
     const failed = (error) => {
       $("command-message").textContent = error.message;
