@@ -10,6 +10,7 @@ import aiohttp
 
 from gateway.client.connection import Connection
 from gateway.client.credentials import Credentials
+from gateway.client.errors import ClientClosed
 from gateway.client.subscription import Subscription
 
 Since = str | datetime.datetime | None
@@ -82,6 +83,7 @@ class GatewayClient:
         }
         self._connect_timeout = connect_timeout
         self._connection: Connection | None = None
+        self._closed = False
 
     # -- life ------------------------------------------------------------------------------
 
@@ -89,6 +91,8 @@ class GatewayClient:
         """Open the socket and authenticate. Raises :class:`BadCredentials` (or another
         :class:`AuthenticationError`) at once, :class:`GatewayUnavailable` after
         ``connect_timeout`` while the gateway cannot be reached."""
+        if self._closed:
+            raise ClientClosed("the client was closed; make a new one")
         if self._connection is not None:
             return
         if self._session is None:
@@ -97,11 +101,15 @@ class GatewayClient:
         try:
             await self._connection.start(self._connect_timeout)
         except BaseException:
-            await self.close()
+            await self._shut()  # connect() may be called again
             raise
 
     async def close(self) -> None:
         """Close the socket; every iterator ends, every waiting request raises ClientClosed."""
+        self._closed = True
+        await self._shut()
+
+    async def _shut(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.close()
@@ -123,6 +131,8 @@ class GatewayClient:
 
     @property
     def connection(self) -> Connection:
+        if self._closed:
+            raise ClientClosed("the client was closed")
         if self._connection is None:
             raise RuntimeError("the client is not connected: use `async with GatewayClient(...)`")
         return self._connection

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.client import (
     BadCredentials,
+    ClientClosed,
     GatewayClient,
     GatewayUnavailable,
     OutcomeUnknown,
@@ -108,6 +109,11 @@ async def test_a_wrong_password_raises_bad_credentials_with_the_servers_message(
     with pytest.raises(BadCredentials, match=r"^Invalid email or password$"):
         await client.connect()
     assert not client.connected
+    with pytest.raises(BadCredentials):  # may be tried again; the answer is the same
+        await client.connect()
+    await client.close()
+    with pytest.raises(ClientClosed):
+        await client.connect()
 
 
 async def test_a_refresh_token_is_enough(world: World) -> None:
@@ -210,6 +216,8 @@ async def test_revocation_raises_token_revoked_and_the_client_stays_down(world: 
             await gw.insert_notification("d1", "after")
         assert not gw.connected
         assert await session_ids(world) == []
+    with pytest.raises(ClientClosed):
+        await gw.insert_notification("d1", "closed")
 
 
 async def test_a_logged_out_refresh_token_is_refused_as_revoked(world: World) -> None:
