@@ -147,7 +147,7 @@ async def test_unknown_query_parameters_are_a_400(
 
 
 async def test_an_unknown_route_is_a_json_404(client: TestClient[Any, Any]) -> None:
-    for path in ("/v1/nothing", "/", "/v1/users/1/secrets"):
+    for path in ("/v1/nothing", "/nothing", "/v1/users/1/secrets"):
         await expect_error(await client.get(path), 404, "Not found")
 
 
