@@ -112,8 +112,11 @@ async def stop(tasks: Iterable[asyncio.Task[object]]) -> None:
         try:
             await task
         except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
+            # The task ending cancelled is what was asked for; a CancelledError while it is not
+            # is the caller's own cancellation. Not current_task().cancelling(): it stays set
+            # for the rest of a task cancelled once (aiohttp's cleanup after SIGTERM), and every
+            # later shutdown step (the writer's last flush) would be skipped.
+            if not task.cancelled():
                 raise
         except Exception:
             log.exception("background task %s had failed", task.get_name())

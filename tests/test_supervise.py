@@ -85,3 +85,25 @@ async def test_a_step_that_swallows_the_cancellation_still_stops_the_loop() -> N
     await asyncio.wait_for(started.wait(), 5)
     await asyncio.wait_for(supervise.stop([task]), 5)
     assert task.cancelled()
+
+
+async def test_stop_still_stops_and_returns_in_a_task_that_was_cancelled_once() -> None:
+    """aiohttp runs its clean-up in its main task after cancelling it (SIGTERM): stopping a
+    loop there must return, so that the shutdown steps after it (the last write of
+    acknowledged messages) still run."""
+
+    async def step() -> None:
+        await asyncio.Event().wait()
+
+    async def cleanup_after_cancel() -> str:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await supervise.stop([supervise.spawn("late", step)])
+            return "the next shutdown step ran"
+        return "never cancelled"
+
+    task = asyncio.create_task(cleanup_after_cancel())
+    await asyncio.sleep(0)
+    task.cancel()
+    assert await asyncio.wait_for(task, 5) == "the next shutdown step ran"
