@@ -122,7 +122,17 @@ async def test_a_subscription_survives_a_gateway_restart(
             received_i = [n["parameters"]["i"] for n in received]
             async with GatewayClient(second.url, **options()) as auditor:
                 stored = auditor.notifications(device_id="pump-1", since=start)
-                everything = [await anext(stored) for _ in range(len(received))]
+                everything = []
+                try:
+                    for _ in range(len(received)):
+                        everything.append(await asyncio.wait_for(anext(stored), 5))
+                except TimeoutError:
+                    got = {n["id"] for n in everything}
+                    missing = [n for n in received if n["id"] not in got]
+                    raise AssertionError(
+                        f"{len(everything)} stored of {len(received)} delivered; lost {missing[:5]}"
+                        f"\n{second.logs()}\n{gateway.logs()}"
+                    ) from None
                 with pytest.raises(TimeoutError):
                     async with asyncio.timeout(0.5):
                         await anext(stored)
