@@ -106,3 +106,32 @@ async def test_unsubscribing_during_a_replay_drops_what_it_held(
     # The read finished after the unsubscribe: the reply still comes, nothing is pushed.
     assert (await subscriber.reply(subscribing))["status"] == "success"
     await subscriber.no_push()
+
+
+async def test_a_replay_whose_read_fails_is_an_error_reply_and_no_subscription(
+    make_client: AppFactory, clean_db: str
+) -> None:
+    """The table is renamed away for a moment (nothing is written meanwhile): the subscribe's
+    read fails, its reply is the error, the subscription is withdrawn and the session goes on."""
+    client = await make_client()
+    world = await build_world(client)
+    peer = await connect(client, world.admin)
+    conn = await asyncpg.connect(clean_db)
+    try:
+        await conn.execute("ALTER TABLE notifications RENAME TO notifications_away")
+        try:
+            await peer.fails(
+                "notification/subscribe",
+                500,
+                "Internal server error",
+                deviceId="d1",
+                timestamp=SINCE,
+            )
+        finally:
+            await conn.execute("ALTER TABLE notifications_away RENAME TO notifications")
+    finally:
+        await conn.close()
+    assert (await peer.ok("subscription/list"))["subscriptions"] == []
+    await insert(peer, "d1", "after")
+    assert await peer.subscribe(deviceId="d1", timestamp=SINCE)
+    assert (await peer.push())["notification"]["notification"] == "after"
