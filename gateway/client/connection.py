@@ -204,7 +204,9 @@ class Connection:
             except (ConnectionError, aiohttp.ClientError, RuntimeError):
                 raise _Dropped(sent=False) from None
             try:
-                body = await asyncio.wait_for(future, max(0.001, within or self.request_timeout))
+                body = await asyncio.wait_for(
+                    future, max(0.0, self.request_timeout if within is None else within)
+                )
             except TimeoutError:
                 raise _NoReply from None
         finally:
