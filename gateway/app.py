@@ -24,6 +24,13 @@ from gateway.api import devices as _device_routes  # noqa: F401 - registers rout
 from gateway.api import meta as _meta_routes  # noqa: F401 - registers routes
 from gateway.api import sessions as _session_routes  # noqa: F401 - registers routes
 from gateway.api import users as _user_routes  # noqa: F401 - registers routes
+from gateway.api.metrics import (
+    METRICS_KEY,
+    METRICS_PATH,
+    HttpMetrics,
+    metrics_app,
+    metrics_endpoint,
+)
 from gateway.api.routing import REST_KEY, ROUTES, Rest
 from gateway.api.serverlog import ServerLog
 from gateway.auth.accounts import AccountService
@@ -45,7 +52,8 @@ from gateway.devices.devices import Devices
 from gateway.devices.messages import Messages
 from gateway.devices.networks import Networks
 from gateway.devices.registry import Registry
-from gateway.http import error_middleware
+from gateway.http import OriginPolicy, error_middleware
+from gateway.metrics import Metrics
 from gateway.realtime import endpoint
 from gateway.realtime.dispatcher import DISPATCHER_KEY, Context, Dispatcher
 from gateway.realtime.hub import Hub
@@ -140,26 +148,60 @@ def _pending_ids(messages: MessageStore) -> set[int]:
 
 
 def create_app(settings: Settings) -> web.Application:
+    metrics = Metrics()
+    websocket = {endpoint.WEBSOCKET_PATH}
+    middlewares = [HttpMetrics(metrics).middleware(passthrough=websocket)]
+    if settings.cors_origins:
+        middlewares.append(OriginPolicy(settings.cors_origins).middleware(websocket=websocket))
+    middlewares.append(
+        error_middleware(passthrough=websocket, outage=lambda exc: _outage(app, exc))
+    )
     app = web.Application(
-        middlewares=[
-            error_middleware(
-                passthrough={endpoint.WEBSOCKET_PATH}, outage=lambda exc: _outage(app, exc)
-            )
-        ],
+        middlewares=middlewares,
         client_max_size=settings.max_body_bytes,
         handler_args={"logger": ServerLog()},
     )
+    app[METRICS_KEY] = metrics
     ROUTES.install(app)
     endpoint.install(app)
     install_console(app)
+    if settings.metrics and settings.metrics_port is None:
+        app.router.add_get(METRICS_PATH, metrics_endpoint)
     app.cleanup_ctx.append(lambda app: _lifespan(app, settings))
     return app
+
+
+def _sample(metrics: Metrics, pool: Pool, bus: Bus, hub: Hub, messages: MessageStore) -> None:
+    """Levels and cold counters are read at scrape time: nothing to update in between."""
+    metrics.sample_gauge("gateway_ws_sessions", lambda: len(hub.sessions))
+    metrics.sample_gauge("gateway_persist_pending", lambda: messages.pending_count)
+    metrics.sample_gauge("gateway_bus_connected", lambda: float(bus.healthy))
+    metrics.sample_gauge("gateway_db_pool_in_use", lambda: pool.get_size() - pool.get_idle_size())
+    metrics.sample_counter("gateway_persist_written", lambda: messages.written)
+    metrics.sample_counter("gateway_persist_failed", lambda: messages.failed)
+    metrics.sample_counter("gateway_bus_reconnects", lambda: bus.reconnects)
+
+
+async def _serve_metrics(settings: Settings, metrics: Metrics) -> web.AppRunner:
+    """/metrics on GATEWAY_METRICS_PORT, same host, for a scraper kept off the API port."""
+    runner = web.AppRunner(metrics_app(metrics), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.metrics_port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(
+            f"GATEWAY_METRICS_PORT: cannot listen on {settings.host}:{settings.metrics_port}: "
+            f"{exc.strerror or exc}"
+        ) from None
+    return runner
 
 
 async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as stack:
         # Keys first: a bad key file should fail before anything is started.
         keys = KeySet.from_settings(settings)
+        metrics = app[METRICS_KEY]
         codec = TokenCodec(keys, settings.jwt_issuer, settings.jwt_leeway)
         embedded = None
         database_url = settings.database_url
@@ -194,6 +236,7 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
             control,
             wait=settings.revoke_wait,
             reconcile_interval=settings.reconcile_interval,
+            metrics=metrics,
         )
         await revoker.reconcile()
         passwords = Passwords(
@@ -220,13 +263,14 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
             access_ttl=settings.access_ttl,
             refresh_ttl=settings.refresh_ttl,
             mint_max_ttl=settings.mint_max_ttl,
+            metrics=metrics,
         )
         accounts = AccountService(users, passwords, auth, control)
         await _bootstrap_admin(settings, accounts)
 
         registry = Registry(devices, users, control)
         await registry.load()
-        hub = Hub(settings, bus, control, registry, view)
+        hub = Hub(settings, bus, control, registry, view, metrics)
         revoker.add_closer(hub.close_revoked)
         messages = MessageStore(
             pool,
@@ -276,7 +320,10 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
             messages=message_cases,
             outage=health.failed,
         )
-        app[DISPATCHER_KEY] = Dispatcher(realtime)
+        app[DISPATCHER_KEY] = Dispatcher(realtime, metrics)
+        _sample(metrics, pool, bus, hub, messages)
+        if settings.metrics and settings.metrics_port is not None:
+            stack.push_async_callback((await _serve_metrics(settings, metrics)).cleanup)
         app[WIRING_KEY] = Wiring(
             settings=settings,
             pool=pool,

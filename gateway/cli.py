@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import logging
 import multiprocessing
 import os
 import signal
 import socket
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from gateway import __version__
 from gateway.config import (
@@ -24,10 +24,15 @@ from gateway.config import (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes as one line (the full usage is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gateway", description="IoT authentication and real-time gateway"
-    )
+    parser = _Parser(prog="gateway", description="IoT authentication and real-time gateway")
     parser.add_argument("--version", action="version", version=f"gateway {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
@@ -39,17 +44,27 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply database migrations and exit")
     add_arguments(migrate)
     commands.add_parser("config", help="print the configuration table (Markdown)")
+    from gateway.admin.commands import add_commands
+
+    add_commands(commands)
     return parser
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
+    from gateway import logs
+
+    logs.configure(
         level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        fmt=settings.log_format,
+        instance=settings.instance_id,
+        secrets=(
+            settings.jwt_secret,
+            settings.jwt_previous_secret,
+            settings.admin_password,
+            logs.url_password(settings.database_url),
+            logs.url_password(settings.redis_url),
+        ),
     )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -63,7 +78,8 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 def _announce(settings: Settings) -> None:
     from gateway.app import BOOTSTRAP_ADMIN_EMAIL, bootstrap_password_file
 
-    url = f"http://{settings.host}:{settings.port}"
+    scheme = "https" if settings.tls_cert_file else "http"
+    url = f"{scheme}://{settings.host}:{settings.port}"
     print(f"gateway {__version__} listening on {url} (instance {settings.instance_id})", flush=True)
     if settings.admin_email:
         email, password_hint = settings.admin_email, "$GATEWAY_ADMIN_PASSWORD"
@@ -100,9 +116,19 @@ def serve(settings: Settings, reuse_port: bool = False) -> None:
     from gateway.app import create_app
 
     _configure_logging(settings)
+    context = None
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        from gateway import tls
+
+        context = tls.server_context(settings.tls_cert_file, settings.tls_key_file)
+        cert_file, key_file = settings.tls_cert_file, settings.tls_key_file
     app = create_app(settings)
 
     async def announce(_app: web.Application) -> None:
+        if context is not None:
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP, tls.reload, context, cert_file, key_file
+            )
         _settle_garbage_collector()
         _announce(settings)
 
@@ -111,6 +137,7 @@ def serve(settings: Settings, reuse_port: bool = False) -> None:
         app,
         host=settings.host,
         port=settings.port,
+        ssl_context=context,
         reuse_port=reuse_port or None,
         print=None,
         access_log=None,
@@ -120,7 +147,13 @@ def serve(settings: Settings, reuse_port: bool = False) -> None:
 
 
 def _worker(settings: Settings, index: int) -> None:
-    settings = settings.with_overrides(workers=1, instance_id=f"{settings.instance_id}-w{index}")
+    """Worker ``index`` of ``--workers N``; its metrics are its own, on GATEWAY_METRICS_PORT +
+    index (one shared port would answer for whichever worker the kernel picked)."""
+    settings = settings.with_overrides(
+        workers=1,
+        instance_id=f"{settings.instance_id}-w{index}",
+        metrics_port=None if settings.metrics_port is None else settings.metrics_port + index,
+    )
     serve(settings, reuse_port=True)
 
 
@@ -128,6 +161,10 @@ def serve_workers(settings: Settings) -> int:
     """N processes on one port (SO_REUSEPORT), joined through Redis; the parent supervises."""
     if not hasattr(socket, "SO_REUSEPORT"):
         raise ConfigError("--workers > 1 needs SO_REUSEPORT, which this platform lacks")
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        from gateway import tls
+
+        tls.server_context(settings.tls_cert_file, settings.tls_key_file)  # fail here, once
     context = multiprocessing.get_context("spawn")
     workers = [
         context.Process(target=_worker, args=(settings, index), name=f"gateway-worker-{index}")
@@ -143,6 +180,7 @@ def serve_workers(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, forward)
     for worker in workers:
         worker.join()
     return max((worker.exitcode or 0) for worker in workers)
@@ -170,13 +208,42 @@ async def _migrate(settings: Settings) -> list[str]:
             embedded.stop()
 
 
+def _admin(settings: Settings, args: argparse.Namespace) -> int:
+    """An admin command: its result on stdout; a refusal as one line on stderr, exit 1."""
+    from gateway.admin.commands import run
+    from gateway.errors import GatewayError
+
+    _configure_logging(settings.with_overrides(log_level="WARNING"))
+    try:
+        asyncio.run(run(settings, args))
+    except GatewayError as exc:
+        print(f"gateway: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("gateway: interrupted", file=sys.stderr)
+        return 130
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one line for the operator, never a traceback
+        print(f"gateway: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        # Named, never echoed: a value typed by mistake may be a password.
+        flags = " ".join(extra for extra in extras if extra.startswith("-"))
+        parser.error(f"unrecognized arguments: {flags or 'extra values'}")
     if args.command == "config":
         print(describe())
         return 0
     try:
         settings = load_settings(overrides=overrides_from_args(args))
+        if getattr(args, "admin", None) is not None:
+            return _admin(settings, args)
         if args.command == "migrate":
             _configure_logging(settings)
             applied = asyncio.run(_migrate(settings))

@@ -1,4 +1,5 @@
-"""What REST and WebSocket share over HTTP: request ids, the client's address, JSON error bodies.
+"""What REST and WebSocket share over HTTP: request ids, the client's address, JSON error bodies,
+and the browser-origin policy (CORS for REST, the Origin check of WebSocket upgrades).
 
 Both edges build on this module and neither imports the other: the error middleware formats
 every REST failure as ``{message, request_id}``, and passes through the paths whose handler
@@ -19,6 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from gateway.errors import GatewayError, TooManyRequests, Unavailable
+from gateway.logs import LOG_REQUEST_ID
 
 log = logging.getLogger("gateway.api")
 
@@ -94,6 +96,7 @@ def error_middleware(passthrough: Collection[str] = (), outage: Outage = _never)
 async def _answer(request: web.Request, handler: Endpoint, outage: Outage) -> web.StreamResponse:
     request_id = request_id_of(request)
     request[REQUEST_ID_KEY] = request_id
+    LOG_REQUEST_ID.set(request_id)
     try:
         response = await handler(request)
     except (TooManyRequests, Unavailable) as exc:
@@ -157,3 +160,72 @@ def client_address(request: web.Request, proxies: Sequence[IPNetwork]) -> str:
         if not _trusted(hop, proxies):
             return hop
     return hops[0] if hops else peer
+
+
+# -- the browser-origin policy -------------------------------------------------------------
+# Only browsers send ``Origin``; devices and command-line clients do not, so a request without
+# it is never refused here. With no origins configured the middleware is not installed at all.
+
+ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+ALLOW_HEADERS = "Authorization, Content-Type, X-Request-ID"
+EXPOSE_HEADERS = "X-Request-ID, Retry-After, X-Sessions-Closed, X-Sessions-Closed-By"
+MAX_AGE = "600"
+
+
+class OriginPolicy:
+    def __init__(self, origins: Collection[str]) -> None:
+        self.any = "*" in origins
+        self.origins = frozenset(origin for origin in origins if origin != "*")
+
+    def allows(self, origin: str) -> bool:
+        return self.any or origin.rstrip("/").lower() in self.origins
+
+    def middleware(self, websocket: Collection[str] = ()) -> Middleware:
+        """CORS on every path but ``websocket``, whose upgrades get the Origin check instead."""
+        upgrades = frozenset(websocket)
+
+        @web.middleware
+        def middleware(request: web.Request, handler: Endpoint) -> Awaitable[web.StreamResponse]:
+            origin = request.headers.get("Origin")
+            if origin is None:
+                return handler(request)
+            if request.path in upgrades:
+                # Handed on unawaited, like the error middleware does (no frame per socket).
+                if self.allows(origin):
+                    return handler(request)
+                return _refuse(request, "WebSocket upgrade from a disallowed Origin")
+            if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+                return self._preflight(request, origin)
+            return self._answer(request, handler, origin)
+
+        return middleware
+
+    async def _preflight(self, request: web.Request, origin: str) -> web.StreamResponse:
+        if not self.allows(origin):
+            return await _refuse(request, "Origin not allowed")
+        response = web.Response(status=204)
+        response.headers.update(
+            {
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Methods": ALLOW_METHODS,
+                "Access-Control-Allow-Headers": ALLOW_HEADERS,
+                "Access-Control-Max-Age": MAX_AGE,
+                "Vary": "Origin",
+                REQUEST_ID: request_id_of(request),
+            }
+        )
+        return response
+
+    async def _answer(
+        self, request: web.Request, handler: Endpoint, origin: str
+    ) -> web.StreamResponse:
+        response = await handler(request)
+        if self.allows(origin) and not response.prepared:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+            response.headers["Vary"] = "Origin"
+        return response
+
+
+async def _refuse(request: web.Request, message: str) -> web.StreamResponse:
+    return error_response(403, message, request_id_of(request))

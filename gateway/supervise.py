@@ -104,19 +104,20 @@ def spawn(
 
 
 async def stop(tasks: Iterable[asyncio.Task[object]]) -> None:
-    """Cancel and await ``tasks``; an error one of them ended with is logged, not swallowed."""
+    """Cancel and await ``tasks``; an error one of them ended with is logged, not swallowed.
+
+    A task is asked again until it is done: a library can swallow a cancellation that lands
+    mid-call (redis-py does, inside SUBSCRIBE or PUBLISH), and one cancel would then leave the
+    task waiting for its next event, and this call with it, forever."""
     pending = list(tasks)
     for task in pending:
         task.cancel()
     for task in pending:
-        try:
-            await task
-        except asyncio.CancelledError:
-            # The task ending cancelled is what was asked for; a CancelledError while it is not
-            # is the caller's own cancellation. Not current_task().cancelling(): it stays set
-            # for the rest of a task cancelled once (aiohttp's cleanup after SIGTERM), and every
-            # later shutdown step (the writer's last flush) would be skipped.
-            if not task.cancelled():
-                raise
-        except Exception:
-            log.exception("background task %s had failed", task.get_name())
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.25)
+            task.cancel()
+        if task.cancelled():
+            continue
+        error = task.exception()
+        if error is not None:
+            log.error("background task %s had failed", task.get_name(), exc_info=error)

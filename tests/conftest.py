@@ -19,6 +19,10 @@ from gateway.store.db import Pool, create_pool
 from gateway.store.migrations import migrate
 from tests.support.servers import postgres_server, redis_server, scratch_database
 
+# Suites outside tests/realtime use its helpers too; whoever imports them first, they are
+# rewritten (their asserts explain a failure).
+pytest.register_assert_rewrite("tests.realtime.helpers")
+
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "admin-password"
 JWT_SECRET = "test-secret-0123456789-abcdefghijklmnop"

@@ -347,3 +347,33 @@ def test_a_type_without_a_parser_is_refused_when_declared() -> None:
 
     with pytest.raises(TypeError, match=r"Odd.ratio: <class 'float'> needs parse="):
         options_of(Odd)
+
+
+@pytest.mark.parametrize(
+    ("env", "fine"),
+    [
+        ({"GATEWAY_METRICS_PORT": "9100"}, True),
+        ({"GATEWAY_METRICS_PORT": "8080"}, False),
+        ({"GATEWAY_METRICS_PORT": "65535"}, True),
+        ({"GATEWAY_METRICS_PORT": "8079", "GATEWAY_WORKERS": "2"}, False),
+        ({"GATEWAY_METRICS_PORT": "65535", "GATEWAY_WORKERS": "2"}, False),
+    ],
+)
+def test_metrics_ports_stay_clear_of_the_api_port(env: dict[str, str], fine: bool) -> None:
+    """Worker k of --workers N serves its metrics on GATEWAY_METRICS_PORT + k."""
+    full = {
+        "GATEWAY_JWT_SECRET": SECRET,
+        "GATEWAY_DATABASE_URL": "postgresql://db/gw",
+        "GATEWAY_REDIS_URL": "redis://r",
+        **env,
+    }
+    if fine:
+        assert load_settings(full).metrics_port == int(env["GATEWAY_METRICS_PORT"])
+    else:
+        with pytest.raises(ConfigError, match="GATEWAY_METRICS_PORT: the metrics port"):
+            load_settings(full)
+
+
+def test_tls_files_come_together() -> None:
+    with pytest.raises(ConfigError, match="must be set together"):
+        load_settings({"GATEWAY_TLS_KEY_FILE": "/k.pem"})

@@ -27,7 +27,7 @@ class Floor:
 
 
 FLOORS = [
-    Floor("faces", frozenset({"gateway.cli", "gateway.__main__"}), lateral=True),
+    Floor("faces", frozenset({"gateway.cli", "gateway.__main__", "gateway.admin"}), lateral=True),
     Floor("wiring", frozenset({"gateway.app"})),
     Floor(
         "edges",
@@ -48,6 +48,8 @@ FLOORS = [
                 "gateway.schema",
                 "gateway.http",
                 "gateway.metrics",
+                "gateway.logs",
+                "gateway.tls",
                 "gateway.supervise",
             }
         ),

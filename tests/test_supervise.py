@@ -107,3 +107,20 @@ async def test_stop_still_stops_and_returns_in_a_task_that_was_cancelled_once() 
     await asyncio.sleep(0)
     task.cancel()
     assert await asyncio.wait_for(task, 5) == "the next shutdown step ran"
+
+
+async def test_stop_asks_again_a_task_that_swallowed_its_cancellation() -> None:
+    """A plain task (not a supervised loop) whose awaited call eats the first cancellation, as
+    redis-py can inside SUBSCRIBE or PUBLISH, and then waits for an event that never comes."""
+    started = asyncio.Event()
+
+    async def waits_again() -> None:
+        started.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(waits_again())
+    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(supervise.stop([task]), 5)
+    assert task.cancelled()

@@ -32,7 +32,8 @@ from gateway.auth.tokens import (
     TokenPair,
     principal_from_claims,
 )
-from gateway.errors import Forbidden, NotFound, TokenRevoked, Unauthorized
+from gateway.errors import Forbidden, NotFound, TokenRevoked, TooManyRequests, Unauthorized
+from gateway.metrics import Metrics
 from gateway.store.devices import DeviceStore
 from gateway.store.sessions import Consumed, Guard, SessionStore
 from gateway.store.users import UserStore
@@ -72,7 +73,9 @@ class AuthService:
         access_ttl: float,
         refresh_ttl: float,
         mint_max_ttl: float,
+        metrics: Metrics,
     ) -> None:
+        self._logins = metrics.logins_by_outcome
         self.users = users
         self.sessions = sessions
         self.devices = devices
@@ -159,7 +162,11 @@ class AuthService:
 
     async def login(self, name: str, password: str, address: str) -> TokenPair:
         account = name.strip().lower()
-        ticket = await self.throttle.admit(account, address)
+        try:
+            ticket = await self.throttle.admit(account, address)
+        except TooManyRequests:
+            self._logins["throttled"].inc()
+            raise
         outcome = Outcome.VOID
         try:
             read_at = time.time()
@@ -172,8 +179,10 @@ class AuthService:
         finally:
             await self.throttle.settle(ticket, outcome)
         if not matched or user is None:
+            self._logins["invalid"].inc()
             raise Unauthorized(INVALID_CREDENTIALS)
         if not user.active:
+            self._logins["disabled"].inc()
             raise Forbidden("User account is disabled")
         sid = str(uuid.uuid4())
         now, lifetimes = time.time(), self.lifetimes
@@ -197,6 +206,7 @@ class AuthService:
         ):
             raise Unauthorized(RACED)
         await self.sessions.add_refresh(pair.refresh.jti, sid, pair.refresh.expires_at)
+        self._logins["success"].inc()
         return pair
 
     async def _user_of_refresh(self, token: str) -> tuple[User, Principal]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from gateway.auth.revocation import RevocationView
 from gateway.bus.control import Control
+from gateway.metrics import Metrics
 from gateway.store.sessions import RevocationStore
 from gateway.types import Revocation
 
@@ -69,7 +70,9 @@ class Revoker:
         *,
         wait: float,
         reconcile_interval: float,
+        metrics: Metrics,
     ) -> None:
+        self.metrics = metrics
         self.store = store
         self.view = view
         self.control = control
@@ -89,6 +92,7 @@ class Revoker:
     async def revoke(self, *revocations: Revocation) -> Receipt:
         """Record, fan out, and report how many live sessions each instance closed."""
         await self.store.add(*revocations)
+        self.metrics.revoked(revocations[0].reason)  # a logout's two rows are one revocation
         request = uuid.uuid4().hex
         waiting = self._waiting[request] = _Waiting()
         try:

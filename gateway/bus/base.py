@@ -29,6 +29,8 @@ class Bus(abc.ABC):
         self._handler: Handler | None = None
         self._channels: set[str] = set()
         self._resync_hooks: list[ResyncHook] = []
+        self.reconnects = 0
+        """Times the transport came back after a loss (read by the metrics)."""
 
     def set_handler(self, handler: Handler) -> None:
         self._handler = handler

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from gateway import supervise
 from gateway.bus.base import Bus
+from gateway.config import redact
 from gateway.supervise import Backoff, Streak, stop
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,9 @@ class RedisBus(Bus):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._connected.wait(), 5)
         if not self._healthy:
-            log.warning("Redis at %s is unreachable; running on local fan-out, retrying", self.url)
+            log.warning(
+                "Redis at %s is unreachable; running on local fan-out, retrying", redact(self.url)
+            )
 
     async def close(self) -> None:
         await stop(self._tasks)
@@ -175,6 +178,7 @@ class RedisBus(Bus):
                     with contextlib.suppress(RedisError, OSError):
                         await self._client.connection_pool.disconnect(inuse_connections=False)
                     # Not here: a hook waiting on PostgreSQL must not keep fan-out down.
+                    self.reconnects += 1
                     self._resyncing = True
                     self._resync_wanted.set()
                     log.info("Redis bus reconnected; resynchronizing")
@@ -192,9 +196,7 @@ class RedisBus(Bus):
             finally:
                 self._healthy = False
                 if syncer is not None:
-                    syncer.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
-                        await syncer
+                    await stop([syncer])
                 if self._pubsub is not None:
                     with contextlib.suppress(RedisError, OSError, RuntimeError):
                         await self._pubsub.aclose()

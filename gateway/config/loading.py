@@ -81,3 +81,13 @@ def validate(settings: Settings) -> None:
         raise ConfigError(
             "GATEWAY_ARGON2_MEMORY_KIB must be at least 8 x GATEWAY_ARGON2_PARALLELISM"
         )
+    if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
+        raise ConfigError("GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE must be set together")
+    if settings.metrics_port is not None:
+        # Worker k of --workers N serves its metrics on GATEWAY_METRICS_PORT + k.
+        ports = range(settings.metrics_port, settings.metrics_port + settings.workers)
+        if settings.port in ports or ports[-1] > 65535:
+            raise ConfigError(
+                "GATEWAY_METRICS_PORT: the metrics port(s) must differ from GATEWAY_PORT and stay "
+                "within 65535 (worker k of --workers N uses GATEWAY_METRICS_PORT + k)"
+            )

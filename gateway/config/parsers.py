@@ -127,3 +127,16 @@ def log_level(text: str) -> str:
     if level not in LOG_LEVELS:
         raise ValueError(f"unknown log level {text!r} (DEBUG, INFO, WARNING or ERROR)")
     return level
+
+
+_ORIGIN = re.compile(
+    r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?$"
+)
+
+
+def origin(text: str) -> str:
+    """What a browser sends as Origin (scheme, host, optional port; no path), or ``*``."""
+    value = text.strip().rstrip("/")
+    if value != "*" and not _ORIGIN.match(value):
+        raise ValueError(f"not an origin (scheme://host[:port]) or *: {value!r}")
+    return value if value == "*" else value.lower()

@@ -46,6 +46,25 @@ class Settings:
         None, "external base URL (reported by server/info); default http://HOST:PORT"
     )
     log_level: str = option("INFO", "DEBUG, INFO, WARNING or ERROR", parse=p.log_level)
+    log_format: str = option(
+        "text",
+        "text (one readable line per record) or json (one JSON object per line)",
+        parse=p.one_of("text", "json"),
+    )
+    metrics: bool = option(True, "serve Prometheus metrics (off: no /metrics)")
+    metrics_port: int | None = option(
+        None, "serve /metrics on this port (same host) instead of the API port", parse=p.port
+    )
+    cors_origins: tuple[str, ...] = option(
+        (),
+        "browser origins (comma-separated, or *) allowed to call the REST API and to open "
+        "WebSockets; unset = no CORS headers, any WebSocket origin",
+        parse=p.comma_separated(p.origin),
+    )
+    tls_cert_file: Path | None = option(
+        None, "PEM certificate (chain) to serve HTTPS/WSS natively; reloaded on SIGHUP"
+    )
+    tls_key_file: Path | None = option(None, "PEM private key of GATEWAY_TLS_CERT_FILE")
     access_ttl: float = option(
         30 * 60.0, "access token lifetime (e.g. 30m)", parse=p.positive_duration
     )

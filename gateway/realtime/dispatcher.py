@@ -32,6 +32,7 @@ from gateway.errors import (
 )
 from gateway.http import DATABASE_UNAVAILABLE, Outage
 from gateway.limits import loads
+from gateway.metrics import Metrics
 from gateway.realtime.hub import Hub
 from gateway.realtime.protocol import error, success, success_with
 from gateway.realtime.session import Session
@@ -149,11 +150,24 @@ def _may_hold_nul(raw: str | bytes) -> bool:
     return ("\\u0000" in raw) if isinstance(raw, str) else (b"\\u0000" in raw)
 
 
+_DENIED = frozenset({401, 403, 429})
+
+
+def _denied_reason(exc: GatewayError) -> str:
+    if isinstance(exc, TokenExpired):
+        return "token_expired"
+    if isinstance(exc, TokenRevoked):
+        return "token_revoked"
+    return {429: "login_throttled", 403: "forbidden"}.get(exc.status, "unauthenticated")
+
+
 class Dispatcher:
     """One dispatcher serves every socket (it holds no per-session state)."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, metrics: Metrics) -> None:
         self.ctx = ctx
+        self._received = metrics.messages_by_action(ACTIONS)
+        self._denied = metrics.denied_by_reason
 
     async def handle(self, session: Session, raw: str | bytes) -> None:
         if session.closing:
@@ -161,14 +175,18 @@ class Dispatcher:
         settings = self.ctx.settings
         if not session.take_token():
             session.rejected += 1
+            self._denied["rate_limited"].inc()
             if session.rejected > settings.ws_burst:
+                self._received[""].inc()
                 session.close(CloseCode.RATE_LIMITED, "rate limit exceeded")
             else:
                 refused, refused_id = _envelope(raw)
+                self._received[refused if refused in self._received else ""].inc()
                 session.send(error(refused, refused_id, 429, "Rate limit exceeded; slow down"))
             return
         action_name: Any = None
         request_id: Any = None
+        spec: ActionSpec | None = None
         try:
             try:
                 request = loads(raw)
@@ -181,6 +199,7 @@ class Dispatcher:
             spec = ACTIONS.get(action_name) if isinstance(action_name, str) else None
             if spec is None:
                 raise BadRequest(f"Unknown action: {action_name!r}")
+            self._received[action_name].inc()
             if spec.needs_token:
                 self._check_token(session)
             if spec.plain is None or _may_hold_nul(raw) or not spec.plain(request):
@@ -190,6 +209,10 @@ class Dispatcher:
                     raise BadRequest(exc.message) from None
             result = await spec.handler(self.ctx, session, request)
         except GatewayError as exc:
+            if spec is None:
+                self._received[""].inc()
+            elif exc.status in _DENIED:
+                self._denied[_denied_reason(exc)].inc()
             self._failed(session, action_name, request_id, exc)
             return
         except Exception as exc:  # noqa: BLE001 - logged (or a 503) by _crashed

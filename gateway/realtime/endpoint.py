@@ -8,6 +8,7 @@ from aiohttp import WSMsgType, web
 
 from gateway.errors import GatewayError
 from gateway.http import REQUEST_ID, client_address, error_response, request_id_of
+from gateway.logs import LOG_REQUEST_ID, LOG_SESSION_ID
 from gateway.realtime import actions  # noqa: F401 - registers every action
 from gateway.realtime.actions.auth import authenticate_session
 from gateway.realtime.dispatcher import DISPATCHER_KEY
@@ -32,6 +33,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     settings = ctx.settings
     hub = ctx.hub
     request_id = request_id_of(request)
+    LOG_REQUEST_ID.set(request_id)
     if hub.shutting_down:
         return error_response(503, "Server shutting down", request_id)
     ws = web.WebSocketResponse(
@@ -46,6 +48,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     except web.HTTPException as exc:
         return error_response(exc.status, "Expected a WebSocket upgrade request", request_id)
     session = Session(ws, hub.session_env, client_address(request, settings.trusted_proxies))
+    LOG_SESSION_ID.set(session.id)
     hub.add(session)
     try:
         token = _bearer(request)

@@ -22,6 +22,7 @@ from gateway.bus.base import Bus
 from gateway.bus.control import MEMBERSHIP, NETWORK_CREATED, NETWORK_DELETED, Control
 from gateway.config import Settings
 from gateway.devices.registry import RESYNCED, Registry
+from gateway.metrics import Metrics
 from gateway.realtime.deadlines import Deadlines
 from gateway.realtime.index import Index
 from gateway.realtime.protocol import push_parts
@@ -47,6 +48,7 @@ _KINDS = {
         b"u": ("command/update", b"command", Action.GetDeviceCommand, COMMAND),
     }.items()
 }
+_PUSH_KINDS = {b"n": "notification", b"c": "command", b"u": "command_update"}
 
 
 def device_channel(device_id: str) -> str:
@@ -65,8 +67,12 @@ class Hub:
         control: Control,
         registry: Registry,
         view: RevocationView,
+        metrics: Metrics,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
+        metrics.closed_by_code([1000, 1006, *CloseCode])
+        self._pushed = {kind: metrics.pushes_by_kind[name] for kind, name in _PUSH_KINDS.items()}
         self.bus = bus
         self.registry = registry
         self.view = view
@@ -81,7 +87,10 @@ class Hub:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.shutting_down = False
         self.session_env = SessionEnv(
-            limits=Limits.from_settings(settings), closing=self.deadlines.cancel, spawn=self.spawn
+            limits=Limits.from_settings(settings),
+            closing=self.deadlines.cancel,
+            spawn=self.spawn,
+            revoked=metrics.revocation_close_seconds.observe,
         )
         control.set_data_handler(self.deliver)
         registry.listen(self._on_registry)
@@ -110,6 +119,7 @@ class Hub:
             self.unsubscribe(subscription)
         self._unindex(session)
         self.deadlines.cancel(session)
+        self.metrics.closed(session.close_code or session.ws.close_code)
 
     def _indexes(self, principal: Principal) -> Iterable[tuple[Index[Any, Session], Any]]:
         yield self._by_user, principal.user_id
@@ -163,7 +173,9 @@ class Hub:
                     principal is not None
                     and revocation.covers(principal)
                     and session.close(
-                        CloseCode.TOKEN_REVOKED, f"token revoked: {revocation.reason}"
+                        CloseCode.TOKEN_REVOKED,
+                        f"token revoked: {revocation.reason}",
+                        revoked_at=revocation.revoked_at,
                     )
                 ):
                     closed += 1
@@ -337,6 +349,7 @@ class Hub:
         memberships = self.registry.memberships
         is_revoked = self.view.is_revoked
         verdicts: dict[str, bool] = {}
+        sent = 0
         for subscription in routes:
             session = subscription.session
             principal = session.principal
@@ -364,3 +377,6 @@ class Hub:
                 session.hold(subscription, None if is_update else item_id, data)
             else:
                 session.send(data)
+            sent += 1
+        if sent:
+            self._pushed[kind].inc(sent)

@@ -96,11 +96,14 @@ class Limits:
 @dataclass(frozen=True, slots=True)
 class SessionEnv:
     """What every session of an instance shares (one object, one slot per session): its limits,
-    the hook told when a session starts closing, and the spawner of its close task."""
+    the hook told when a session starts closing, the spawner of its close task, and the
+    revocation latency's observer."""
 
     limits: Limits
     closing: Callable[[Session], None]
     spawn: Callable[[Coroutine[Any, Any, Any]], None]
+    revoked: Callable[[float], None]
+    """Told how long after its revocation was recorded a session's 4003 frame is written."""
 
 
 _SESSION_IDS = itertools.count(1)
@@ -118,6 +121,7 @@ class Session:
         "_rate_at",
         "_rate_tokens",
         "_writer",
+        "close_code",
         "closing",
         "connected_at",
         "env",
@@ -142,6 +146,7 @@ class Session:
         self.connected_at = time.time()
         self.expired = False
         self.closing = False
+        self.close_code: int | None = None
         self.errors = 0
         self.rejected = 0
         self._queue: deque[bytes] | None = None
@@ -323,16 +328,18 @@ class Session:
 
     # -- closing ---------------------------------------------------------------------------
 
-    def close(self, code: int, reason: str) -> bool:
-        """Close from anywhere (a revocation, a timer); False when already closing."""
+    def close(self, code: int, reason: str, *, revoked_at: float | None = None) -> bool:
+        """Close from anywhere (a revocation, a timer); False when already closing.
+        ``revoked_at``: when the revocation behind the close was recorded (for its latency)."""
         if self.closing:
             return False
         self.closing = True
+        self.close_code = code
         self.env.closing(self)
-        self.env.spawn(self._close(code, reason))
+        self.env.spawn(self._close(code, reason, revoked_at))
         return True
 
-    async def _close(self, code: int, reason: str) -> None:
+    async def _close(self, code: int, reason: str, revoked_at: float | None = None) -> None:
         """The close handshake: a close frame, then the read loop goes on (ignoring requests)
         until the client's close frame ends it. Closing the transport at once, with frames of
         the client's still unread, would reset the connection, and a client that was sending
@@ -345,6 +352,8 @@ class Session:
             if not ws.closed:
                 ended = self._ended = asyncio.get_running_loop().create_future()
                 await ws.send_frame(struct.pack("!H", code) + message, WSMsgType.CLOSE)
+                if revoked_at is not None:
+                    self.env.revoked(max(0.0, time.time() - revoked_at))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ended, CLOSE_TIMEOUT)
             await ws.close(code=code, message=message)

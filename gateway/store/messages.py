@@ -55,6 +55,10 @@ class MessageStore:
         self._closed = False
         self._full = False
         self._task: asyncio.Task[None] | None = None
+        self.settled = 0
+        self.failed = 0
+        """Items settled (written or dead-lettered) and batch writes that failed: read by the
+        metrics at scrape time."""
 
     async def next_id(self) -> int:
         return await self.ids.next_id()
@@ -103,11 +107,17 @@ class MessageStore:
         items = self._notifications if kind == NOTIFICATION else self._commands
         return list(items.values())
 
+    @property
+    def written(self) -> int:
+        return self.settled - self.writer.dead_lettered
+
     def _settled_notifications(self, items: Sequence[Notification]) -> None:
+        self.settled += len(items)
         for item in items:
             self._notifications.pop(item.id, None)
 
     def _settled_commands(self, items: Sequence[Command]) -> None:
+        self.settled += len(items)
         for item in items:
             if self._commands.get(item.id) is item:
                 del self._commands[item.id]
@@ -129,6 +139,7 @@ class MessageStore:
                 if commands:
                     await self.writer.write("command", commands, self._settled_commands)
             except Exception as exc:
+                self.failed += 1
                 if self.health is not None:
                     self.health.failed(exc)
                 raise

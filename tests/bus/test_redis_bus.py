@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
 
@@ -106,3 +107,25 @@ async def test_after_redis_restarts_the_bus_resubscribes_and_runs_its_resync_hoo
         await a.close()
         await b.close()
         server.stop()
+
+
+def _subscribed_to(bus: RedisBus, channel: str) -> bool:
+    return channel in bus._subscribed_remote
+
+
+@pytest.mark.parametrize("publish", [False, True])
+async def test_close_right_after_subscribing_or_publishing_returns(
+    redis_url: str, redis_prefix: str, publish: bool
+) -> None:
+    """A cancellation landing inside a redis-py command (SUBSCRIBE, PUBLISH) was swallowed, and
+    close() waited forever (a short-lived admin command hit this on most runs)."""
+    for attempt in range(8):
+        bus = await started(redis_url, f"short-{attempt}", redis_prefix)
+        bus.subscribe("ctl:revoke")
+        if publish:
+            await wait_for(functools.partial(_subscribed_to, bus, "ctl:revoke"))
+            bus.publish("ctl:membership", b"{}")
+            # Not a synchronisation: the scenario is a close landing while PUBLISH is in
+            # flight, a few milliseconds after it was handed over.
+            await asyncio.sleep(0.002 + attempt * 0.0005)
+        await asyncio.wait_for(bus.close(), 5)

@@ -120,3 +120,21 @@ def test_more_than_one_worker_without_redis_is_refused_with_one_clear_line(
         "the workers share sessions through Redis"
     ]
     assert result.stdout == ""
+
+
+async def test_each_worker_serves_its_metrics_on_its_own_port(
+    cluster: Cluster, http: aiohttp.ClientSession
+) -> None:
+    metrics_port = free_port()
+    gateway = cluster.prepare(
+        "m", args=["--workers", "2"], extra={"GATEWAY_METRICS_PORT": str(metrics_port)}
+    )
+    workers = [f"{gateway.instance_id}-w0", f"{gateway.instance_id}-w1"]
+    gateway.start()
+    await gateway.wait_ready(instances=workers)
+    for port in (metrics_port, metrics_port + 1):
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+            assert response.status == 200
+            assert "gateway_ws_sessions 0.0" in await response.text()
+    async with http.get(gateway.url + "/metrics") as response:
+        assert response.status == 404

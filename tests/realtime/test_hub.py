@@ -21,6 +21,7 @@ from gateway.bus.control import MEMBERSHIP, Control
 from gateway.bus.memory import MemoryBus
 from gateway.config import Settings
 from gateway.devices.registry import Registry
+from gateway.metrics import Metrics
 from gateway.realtime.hub import Hub
 from gateway.realtime.session import Session
 from gateway.store.db import Pool
@@ -60,7 +61,7 @@ async def _rig(aiohttp_client: Any, settings: Settings, pool: Pool) -> Rig:
     control = Control(bus)
     registry = Registry(DeviceStore(pool), UserStore(pool), control)
     view = RevocationView()
-    hub = Hub(settings, bus, control, registry, view)
+    hub = Hub(settings, bus, control, registry, view, Metrics())
     accepted: asyncio.Queue[Session] = asyncio.Queue()
 
     async def handle(request: web.Request) -> web.WebSocketResponse:

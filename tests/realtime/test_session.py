@@ -27,7 +27,13 @@ class Server:
     def __init__(self, limits: Limits) -> None:
         self.told_closing: list[Session] = []
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.env = SessionEnv(limits=limits, closing=self.told_closing.append, spawn=self._spawn)
+        self.revoked_after: list[float] = []
+        self.env = SessionEnv(
+            limits=limits,
+            closing=self.told_closing.append,
+            spawn=self._spawn,
+            revoked=self.revoked_after.append,
+        )
         self.sessions: asyncio.Queue[Session] = asyncio.Queue()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:

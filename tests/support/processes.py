@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -87,8 +88,11 @@ class GatewayProcess:
         env: Mapping[str, str],
         log_dir: Path,
         args: Sequence[str] = (),
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.name = name
+        self.ssl_context = ssl_context
+        """Set for a gateway serving TLS itself: the client context that trusts its CA."""
         self.env = dict(env)
         self.args = list(args)
         self.port = int(self.env["GATEWAY_PORT"])
@@ -101,11 +105,13 @@ class GatewayProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/ws"
+        scheme = "wss" if self.ssl_context else "ws"
+        return f"{scheme}://127.0.0.1:{self.port}/v1/ws"
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -149,7 +155,7 @@ class GatewayProcess:
         seen: set[str] = set()
         deadline = time.monotonic() + timeout
         last = "no answer"
-        connector = aiohttp.TCPConnector(force_close=True)
+        connector = aiohttp.TCPConnector(force_close=True, ssl=self.ssl_context or True)
         async with aiohttp.ClientSession(connector=connector) as session:
             while True:
                 if self.returncode is not None:

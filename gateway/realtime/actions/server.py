@@ -14,7 +14,8 @@ from gateway.realtime.session import Session
 @action("server/info", {}, needs_token=False)
 async def server_info(ctx: Context, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     settings = ctx.settings
-    base = settings.public_url or f"http://{settings.host}:{settings.port}"
+    scheme = "https" if settings.tls_cert_file else "http"
+    base = settings.public_url or f"{scheme}://{settings.host}:{settings.port}"
     return {
         "info": {
             "apiVersion": API_VERSION,

@@ -1,0 +1,1 @@
+"""The admin commands: users, networks, memberships, tokens and revocations from a shell."""
