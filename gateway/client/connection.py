@@ -11,7 +11,6 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -30,45 +29,9 @@ from gateway.client.errors import (
 )
 from gateway.client.renewal import Renewal
 from gateway.client.subscription import Subscription
+from gateway.client.wire import EXPIRED, INVALID, REVOKED, SAFE, Dropped, NoReply, Pending
 
 log = logging.getLogger("gateway.client")
-
-SAFE = frozenset(
-    {
-        "server/info",
-        "authenticate",
-        "token/refresh",
-        "device/get",
-        "device/list",
-        "subscription/list",
-        "notification/unsubscribe",
-        "command/unsubscribe",
-    }
-)
-"""Requests that change nothing (or nothing twice): resent after a reconnect. Any other request
-whose reply was lost raises :class:`OutcomeUnknown` instead."""
-
-REVOKED = 4003
-EXPIRED = 4002
-INVALID = 4001
-
-
-class _Dropped(Exception):
-    """The socket ended before the reply; ``sent`` says whether the request had been written."""
-
-    def __init__(self, sent: bool) -> None:
-        self.sent = sent
-
-
-class _NoReply(Exception):
-    """The reply did not come in time."""
-
-
-@dataclass(slots=True)
-class _Pending:
-    action: str
-    future: asyncio.Future[dict[str, Any]]
-    on_success: Callable[[dict[str, Any]], None] | None
 
 
 class Connection:
@@ -96,7 +59,7 @@ class Connection:
         self._backoff = (backoff_base, backoff_cap)
         self._heartbeat = heartbeat
         self._ids = itertools.count(1)
-        self._pending: dict[int, _Pending] = {}
+        self._pending: dict[int, Pending] = {}
         self._subscriptions: dict[Subscription, None] = {}
         self._by_id: dict[int, Subscription] = {}
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -173,12 +136,12 @@ class Connection:
             ws = await self._until_ready(deadline)
             try:
                 return await self._call(ws, action, fields, deadline - time.monotonic(), on_success)
-            except _Dropped as exc:
+            except Dropped as exc:
                 if exc.sent and action not in SAFE:
                     raise OutcomeUnknown(
                         action, "the connection was lost before the reply"
                     ) from None
-            except _NoReply:
+            except NoReply:
                 if action in SAFE:
                     raise GatewayUnavailable(f"{action}: no reply in time") from None
                 raise OutcomeUnknown(action, "no reply came in time") from None
@@ -193,22 +156,22 @@ class Connection:
     ) -> dict[str, Any]:
         request_id = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = _Pending(action, future, on_success)
+        self._pending[request_id] = Pending(action, future, on_success)
         try:
             if ws.closed:
-                raise _Dropped(sent=False)
+                raise Dropped(sent=False)
             try:
                 await ws.send_bytes(
                     orjson.dumps({"action": action, "requestId": request_id, **fields})
                 )
             except (ConnectionError, aiohttp.ClientError, RuntimeError):
-                raise _Dropped(sent=False) from None
+                raise Dropped(sent=False) from None
             try:
                 body = await asyncio.wait_for(
                     future, max(0.0, self.request_timeout if within is None else within)
                 )
             except TimeoutError:
-                raise _NoReply from None
+                raise NoReply from None
         finally:
             self._pending.pop(request_id, None)
         if body.get("status") != "success":
@@ -222,12 +185,19 @@ class Connection:
         if self._fatal is not None:
             raise self._fatal
         self._subscriptions[subscription] = None
-        if self._ready.is_set() and self._ws is not None:
-            with contextlib.suppress(_Dropped, _NoReply):
-                await self._subscribe(self._ws, subscription)
+        ws = self._ws
+        if self._ready.is_set() and ws is not None:
+            try:
+                await self._subscribe(ws, subscription)
+            except NoReply:
+                await ws.close()  # the reconnect subscribes it again, after a backoff
+            except Dropped:
+                pass
         deadline = time.monotonic() + self.request_timeout
         while not subscription.settled.is_set():
             await self._until_ready(deadline)
+            if time.monotonic() > deadline:
+                raise GatewayUnavailable("the subscription is not in place yet; it will be")
             settled = asyncio.ensure_future(subscription.settled.wait())
             dropped = asyncio.ensure_future(self._stopped.wait())
             try:
@@ -242,7 +212,7 @@ class Connection:
         if subscription_id is None or self._by_id.pop(subscription_id, None) is None:
             return
         if self._ws is not None and self._ready.is_set():
-            with contextlib.suppress(_Dropped, _NoReply, RequestFailed):
+            with contextlib.suppress(Dropped, NoReply, RequestFailed):
                 await self._call(
                     self._ws,
                     f"{subscription.kind}/unsubscribe",
@@ -269,6 +239,10 @@ class Connection:
                 on_success=bind,
             )
         except RequestFailed as exc:
+            if exc.code == 429 or exc.code >= 500:
+                # The gateway cannot replay now (its database is down, it is busy): not the
+                # subscription's fault; the connection is re-made after a backoff.
+                raise NoReply from exc
             self._subscriptions.pop(subscription, None)
             subscription.fail(exc)
 
@@ -291,7 +265,7 @@ class Connection:
         finally:
             for pending in self._pending.values():
                 if not pending.future.done():
-                    pending.future.set_exception(_Dropped(sent=True))
+                    pending.future.set_exception(Dropped(sent=True))
         return ws.close_code
 
     def _on_frame(self, body: dict[str, Any]) -> None:
@@ -353,7 +327,7 @@ class Connection:
         ready = False
         try:
             await self._set_up(ws)
-        except (_Dropped, _NoReply, LoginUnavailable, RequestFailed) as exc:
+        except (Dropped, NoReply, LoginUnavailable, RequestFailed) as exc:
             log.info("gateway connection set-up failed (%r); reconnecting", exc)
             await ws.close()
         except AuthenticationError as exc:
@@ -386,7 +360,7 @@ class Connection:
         """Renew the access token before it expires, for as long as this socket lives."""
         try:
             await self._renewal.keep_fresh(functools.partial(self._call, ws))
-        except (_Dropped, _NoReply, LoginUnavailable, RequestFailed) as exc:
+        except (Dropped, NoReply, LoginUnavailable, RequestFailed) as exc:
             log.info("token renewal failed (%r); the reconnect will retry", exc)
             await ws.close()
         except AuthenticationError as exc:

@@ -41,6 +41,11 @@ function isRevocation(error) {
   return /revoked|reuse/i.test(error.message || "");
 }
 
+// The gateway could not answer now (its database is down, it is busy): try again later.
+function transient(error) {
+  return error.code === 429 || error.code >= 500;
+}
+
 function itemKey(kind, item) {
   if (kind === "notification") return String(item.id);
   return [item.id, item.lastUpdated, item.status, JSON.stringify(item.result)].join("|");
@@ -175,7 +180,7 @@ export class GatewaySocket {
       try {
         await this.bind(ws, subscription);
       } catch (error) {
-        if (error.dropped) throw error;
+        if (error.dropped || transient(error)) throw error; // reconnect, after a backoff
         this.subscriptions.delete(subscription);
         subscription.onError(error);
       }
@@ -273,8 +278,13 @@ export class GatewaySocket {
     };
     this.subscriptions.add(subscription);
     if (this.ready) {
-      this.bind(this.ws, subscription).catch((error) => {
+      const ws = this.ws;
+      this.bind(ws, subscription).catch((error) => {
         if (error.dropped) return; // bound again by the reconnect
+        if (transient(error)) {
+          ws.close(1000); // the reconnect binds it again, after a backoff
+          return;
+        }
         this.subscriptions.delete(subscription);
         onError(error);
       });
