@@ -11,8 +11,8 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ADMIN_EMAIL, AppFactory, bearer
-from tests.realtime.helpers import ALICE_EMAIL, PASSWORD, build_world, connect, insert
+from tests.conftest import ADMIN_EMAIL, AppFactory, bearer, login
+from tests.realtime.helpers import ALICE_EMAIL, BOB_EMAIL, PASSWORD, build_world, connect, insert
 from tests.support.servers import free_port
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -91,6 +91,17 @@ async def test_values_follow_what_clients_do(make_client: AppFactory) -> None:
         "/v1/auth/login", json={"email": ALICE_EMAIL, "password": PASSWORD}
     )
     assert response.status == 429
+    response = await client.patch(
+        f"/v1/users/{world.bob_id}", json={"status": "disabled"}, headers=bearer(world.admin)
+    )
+    assert response.status == 200
+    response = await client.post("/v1/auth/login", json={"email": BOB_EMAIL, "password": PASSWORD})
+    assert response.status == 403
+    response = await client.patch(
+        f"/v1/users/{world.bob_id}", json={"status": "active"}, headers=bearer(world.admin)
+    )
+    assert response.status == 200
+    world.bob = (await login(client, BOB_EMAIL, PASSWORD))["access_token"]
 
     alice = await connect(client, world.alice)
     bob = await connect(client, world.bob)
@@ -122,9 +133,11 @@ async def test_values_follow_what_clients_do(make_client: AppFactory) -> None:
             and value(samples, "gateway_persist_written_total") == 2
         ),
     )
-    assert value(samples, "gateway_logins_total", outcome="success") == 3
+    assert value(samples, "gateway_logins_total", outcome="success") == 4
+    assert value(samples, "gateway_logins_total", outcome="disabled") == 1
     assert value(samples, "gateway_logins_total", outcome="invalid") == 2
     assert value(samples, "gateway_logins_total", outcome="throttled") == 1
+    assert value(samples, "gateway_revocations_total", reason="user disabled") == 1
     assert value(samples, "gateway_ws_messages_total", action="server/info") == 3
     assert value(samples, "gateway_ws_messages_total", action="notification/subscribe") == 1
     assert value(samples, "gateway_ws_messages_total", action="notification/insert") == 2
@@ -167,7 +180,7 @@ async def test_values_follow_what_clients_do(make_client: AppFactory) -> None:
             method="POST",
             route="/v1/auth/login",
         )
-        == 6
+        == 8
     )
 
 
