@@ -116,10 +116,10 @@ def _operation(route: Route) -> dict[str, Any]:
 
 
 def _configured_maxima(paths: dict[str, dict[str, Any]], settings: Settings) -> None:
-    """Maxima that the configuration sets rather than the declarations: a minted access token
-    lives at most as long as a refresh token (GATEWAY_REFRESH_TTL)."""
+    """Maxima that the configuration sets rather than the declarations: a minted token lives
+    at most GATEWAY_MINT_MAX_TTL."""
     mint = paths["/v1/auth/token/create"]["post"]["requestBody"]["content"]["application/json"]
-    mint["schema"]["properties"]["expires_in"]["maximum"] = int(settings.refresh_ttl)
+    mint["schema"]["properties"]["expires_in"]["maximum"] = int(settings.mint_max_ttl)
 
 
 def openapi_document(settings: Settings | None = None) -> dict[str, Any]:

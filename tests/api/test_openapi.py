@@ -158,7 +158,7 @@ async def test_request_bodies_are_strict_like_the_validation(
 async def test_configured_maxima_and_exactly_one_rules_are_in_the_document(
     make_client: AppFactory,
 ) -> None:
-    client = await make_client(refresh_ttl=3600)
+    client = await make_client(mint_max_ttl=3600)
     document = await fetch(client)
     mint = document["paths"]["/v1/auth/token/create"]["post"]
     expires_in = mint["requestBody"]["content"]["application/json"]["schema"]["properties"][
