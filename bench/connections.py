@@ -1,15 +1,18 @@
-"""Connections held: N authenticated idle sessions on one process.
+"""Connections held: authenticated idle sessions on one process, up to its open-file limit.
 
-For the baseline and then the gateway: connect N WebSockets (bounded concurrency, the listen
-backlog is aiohttp's default), authenticate each with its own token (own sid and jti, as real
-devices have), hold them idle, then measure the server's RSS and CPU. Memory per session is
-(RSS while holding - RSS before) / N. Then, for the gateway only, as many sessions as the
-open-file limit of this machine allows (the target is 50k; a hard limit below that is reported).
+For the baseline and then the gateway: connect WebSockets in steps (bounded concurrency, the
+listen backlog is aiohttp's default) up to what the open-file limit allows, each session
+authenticated with its own token (own sid and jti, as real devices have), spread over several
+loopback source addresses (127.0.0.2, 127.0.0.3, ...) so that the client's ephemeral ports never
+bound the run. After each step the server's RSS is sampled once it settles: memory per session
+is (RSS while holding - RSS before) / N, the slope is the least-squares fit of RSS over sessions,
+and the fit projects what 50,000 and 100,000 sessions would take.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import resource
 import time
 from typing import Any
@@ -20,17 +23,25 @@ from bench.common import Context, LoadGen, api, ratio
 from bench.infra import Server
 
 TARGET_SESSIONS = 50_000
+PROJECTIONS = (50_000, 100_000)
+PER_SOURCE = 10_000
+"""Sessions per loopback source address (the ephemeral port range holds ~28,000)."""
 
 
 def parameters(quick: bool) -> dict[str, Any]:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     ceiling = max(1000, soft - 300)  # every session is one descriptor on each side
+    sessions = 2000 if quick else 10_000
+    top = 2000 if quick else min(TARGET_SESSIONS, ceiling)
+    steps = [1000, 2000] if quick else [2500, 5000, 10_000, 15_000, top]
     return {
-        "sessions": 2000 if quick else 10_000,
+        "sessions": sessions,
+        "steps": sorted({min(n, top) for n in [*steps, sessions]}),
+        "max_sessions": top,
+        "per_source": PER_SOURCE,
         "concurrency": 100,
         "idle_seconds": 2.0 if quick else 5.0,
         "settle_seconds": 1.0 if quick else 2.0,
-        "max_sessions": None if quick else min(TARGET_SESSIONS, ceiling),
         "breakdown_sessions": None if quick else 2000,
         "nofile_soft_limit": soft,
     }
@@ -45,12 +56,14 @@ def _hold_spec(
         "host": "127.0.0.1",
         "port": server.port,
         "count": count,
+        "steps": params.get("steps") or [count],
+        "per_source": params.get("per_source"),
         "concurrency": params["concurrency"],
         "sign": {"secret": ctx.jwt_secret},
         "user_id": user_id,
         "role": "client",
         "hold_timeout": 120,
-        "deadline": 240,
+        "deadline": 400,
     }
 
 
@@ -63,48 +76,99 @@ async def _user(server: Server) -> int:
         return await client.client_user(admin, f"idle-{server.name}@example.com", [network])
 
 
+def fit(points: list[tuple[int, float]]) -> tuple[float | None, float | None]:
+    """Least squares ``rss = intercept + slope * sessions`` (KiB); None with < 2 points."""
+    if len(points) < 2:
+        return None, None
+    n = len(points)
+    mean_x = sum(p[0] for p in points) / n
+    mean_y = sum(p[1] for p in points) / n
+    var = sum((p[0] - mean_x) ** 2 for p in points)
+    if not var:
+        return None, None
+    slope = sum((p[0] - mean_x) * (p[1] - mean_y) for p in points) / var
+    return slope, mean_y - slope * mean_x
+
+
 async def hold(
-    ctx: Context, server: Server, count: int, params: dict[str, Any], user_id: int
+    ctx: Context, server: Server, params: dict[str, Any], user_id: int
 ) -> dict[str, Any]:
-    """Hold ``count`` sessions on ``server``; RSS and CPU before and while holding."""
+    """Hold sessions on ``server`` step by step; RSS (and at the compared step and the last,
+    idle CPU) at each step."""
     await asyncio.sleep(params["settle_seconds"])
     before = ctx.sampler.now(server.name)
     assert before is not None
-    spec = _hold_spec(ctx, server, count, params, user_id)
-    async with LoadGen(ctx, spec, f"hold-{server.name}-{count}") as loadgen:
-        held = await loadgen.until("held", 180)
-        await asyncio.sleep(params["settle_seconds"])
-        start = time.monotonic()
-        await asyncio.sleep(params["idle_seconds"])
-        end = time.monotonic()
-        during = ctx.sampler.now(server.name)
-        assert during is not None
-        cpu = ctx.sampler.cpu_percent(server.name, start, end)
-        loadgen.send("release")
+    steps: list[dict[str, Any]] = []
+    spec = _hold_spec(ctx, server, params["max_sessions"], params, user_id)
+    connect_seconds = 0.0
+    async with LoadGen(ctx, spec, f"hold-{server.name}") as loadgen:
+        while True:
+            held = await loadgen.until("held", 300)
+            connect_seconds += held["connect_seconds"]
+            await asyncio.sleep(params["settle_seconds"])
+            cpu = None
+            if held["last"] or held["requested"] == params["sessions"]:
+                start = time.monotonic()
+                await asyncio.sleep(params["idle_seconds"])
+                cpu = ctx.sampler.cpu_percent(server.name, start, time.monotonic())
+            during = ctx.sampler.now(server.name)
+            assert during is not None
+            sessions = held["held"]
+            steps.append(
+                {
+                    "requested": held["requested"],
+                    "held": sessions,
+                    "failed": held["failed"],
+                    "error_samples": held["error_samples"],
+                    "sources": held["sources"],
+                    "connect_seconds": connect_seconds,
+                    "connect_per_s": sessions / connect_seconds if connect_seconds else None,
+                    "rss_before_mib": before.rss / 2**20,
+                    "rss_held_mib": during.rss / 2**20,
+                    "rss_per_session_kib": (during.rss - before.rss) / sessions / 1024
+                    if sessions
+                    else None,
+                    "idle_cpu_percent": cpu,
+                }
+            )
+            if held["last"]:
+                loadgen.send("release")
+                break
+            loadgen.send("next")
         done = await loadgen.until("done", 60)
-    sessions = held["held"]
-    grown = during.rss - before.rss
+    for step in steps:
+        step["dropped_while_held"] = done["dropped_while_held"]
+        step["close_codes_while_held"] = done["close_codes_while_held"]
+    points = [(s["held"], s["rss_held_mib"] * 1024) for s in steps if s["held"]]
+    slope, intercept = fit(points)
+    increments = [
+        (b[1] - a[1]) / (b[0] - a[0]) for a, b in itertools.pairwise(points) if b[0] > a[0]
+    ]
     return {
-        "requested": count,
-        "held": sessions,
-        "failed": held["failed"],
-        "error_samples": held["error_samples"],
-        "connect_seconds": held["connect_seconds"],
-        "connect_per_s": held["connect_per_s"],
-        "rss_before_mib": before.rss / 2**20,
-        "rss_held_mib": during.rss / 2**20,
-        "rss_per_session_kib": grown / sessions / 1024 if sessions else None,
-        "idle_cpu_percent": cpu,
-        "dropped_while_held": done["dropped_while_held"],
-        "close_codes_while_held": done["close_codes_while_held"],
+        "steps": steps,
+        "slope_kib_per_session": slope,
+        "intercept_mib": None if intercept is None else intercept / 1024,
+        "step_kib_per_session": increments,
+        "projected_mib": {
+            str(n): None if slope is None or intercept is None else (intercept + slope * n) / 1024
+            for n in PROJECTIONS
+        },
     }
+
+
+def _at(result: dict[str, Any], sessions: int) -> dict[str, Any]:
+    """The step that held ``sessions`` (else the nearest below it)."""
+    steps = result["steps"]
+    below = [s for s in steps if s["requested"] <= sessions] or steps[:1]
+    return dict(below[-1])
 
 
 async def run(ctx: Context) -> dict[str, Any]:
     params = parameters(ctx.quick)
     results: dict[str, Any] = {}
+    held: dict[str, Any] = {}
     for target in ("baseline", "gateway"):
-        ctx.check_budget(40)
+        ctx.check_budget(60)
         if target == "baseline":
             server = await ctx.start_baseline("baseline-idle")
             user_id = 1
@@ -112,18 +176,11 @@ async def run(ctx: Context) -> dict[str, Any]:
             server = await ctx.start_gateway("gateway-idle")
             user_id = await _user(server)
         try:
-            results[target] = await hold(ctx, server, params["sessions"], params, user_id)
+            held[target] = await hold(ctx, server, params, user_id)
         finally:
             ctx.stop(server)
-    if params["max_sessions"] and ctx.remaining() > 120:
-        server = await ctx.start_gateway("gateway-idle-max")
-        try:
-            user_id = await _user(server)
-            results["gateway_max"] = await hold(
-                ctx, server, params["max_sessions"], params, user_id
-            )
-        finally:
-            ctx.stop(server)
+        results[target] = _at(held[target], params["sessions"])
+        results[f"{target}_max"] = dict(held[target]["steps"][-1])
     breakdown = None
     if params["breakdown_sessions"] and ctx.remaining() > 60:
         breakdown = await _breakdown(ctx, params)
@@ -139,13 +196,23 @@ async def run(ctx: Context) -> dict[str, Any]:
         "connect_ratio": ratio(gate["connect_per_s"], base["connect_per_s"]),
         "baseline_idle_cpu_percent": base["idle_cpu_percent"],
         "gateway_idle_cpu_percent": gate["idle_cpu_percent"],
-        "max_held": results.get("gateway_max", {}).get("held"),
+        "max_held": results["gateway_max"]["held"],
         "max_requested": params["max_sessions"],
         "target_sessions": TARGET_SESSIONS,
+        "slope_kib_per_session": {t: held[t]["slope_kib_per_session"] for t in held},
+        "slope_ratio": ratio(
+            held["gateway"]["slope_kib_per_session"], held["baseline"]["slope_kib_per_session"]
+        ),
+        "step_kib_per_session": {t: held[t]["step_kib_per_session"] for t in held},
+        "flat_ratio": ratio(
+            results["gateway_max"]["rss_per_session_kib"], gate["rss_per_session_kib"]
+        ),
+        "projected_mib": {t: held[t]["projected_mib"] for t in held},
     }
     return {
         "parameters": params,
         "runs": results,
+        "held": held,
         "memory_breakdown": breakdown,
         "summary": summary,
     }
@@ -169,7 +236,7 @@ async def _breakdown(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     )
     try:
         user_id = await _user(server)
-        spec = _hold_spec(ctx, server, count, params, user_id)
+        spec = _hold_spec(ctx, server, count, {**params, "steps": None}, user_id)
         await _memory(server, snapshot=True)
         async with LoadGen(ctx, spec, "hold-tracemalloc") as loadgen:
             held = await loadgen.until("held", 120)

@@ -25,13 +25,22 @@ from bench import profile
 from bench.common import CLIENT_PASSWORD, Context, LoadGen, api, ratio
 from bench.infra import Server, backend_pids, renice
 
-TOPOLOGIES = ("1:1", "1:many")
+TOPOLOGIES = ("1:1", "1:many", "1:1 x10", "1:many x10")
+"""Shapes: 100 devices each watched by one dashboard (by deviceId), 20 devices watched by 10
+dashboards (the network), and both with 10 devices (the issue's shape: fewer, busier
+publishers, each keeping 16 inserts in flight at "max")."""
 
 
 def parameters(quick: bool) -> dict[str, Any]:
+    few = [10000]
     if quick:
         return {
-            "topologies": {"1:1": {"devices": 50}, "1:many": {"devices": 10, "subscribers": 10}},
+            "topologies": {
+                "1:1": {"kind": "1:1", "devices": 50},
+                "1:many": {"kind": "1:many", "devices": 10, "subscribers": 10},
+                "1:1 x10": {"kind": "1:1", "devices": 10, "rates": few},
+                "1:many x10": {"kind": "1:many", "devices": 10, "subscribers": 10, "rates": few},
+            },
             "rates": [5000, 10000],
             "rate_seconds": 2.0,
             "rate_warmup": 0.5,
@@ -41,7 +50,12 @@ def parameters(quick: bool) -> dict[str, Any]:
             "profile_seconds": 0,
         }
     return {
-        "topologies": {"1:1": {"devices": 100}, "1:many": {"devices": 20, "subscribers": 10}},
+        "topologies": {
+            "1:1": {"kind": "1:1", "devices": 100},
+            "1:many": {"kind": "1:many", "devices": 20, "subscribers": 10},
+            "1:1 x10": {"kind": "1:1", "devices": 10, "rates": few},
+            "1:many x10": {"kind": "1:many", "devices": 10, "subscribers": 10, "rates": few},
+        },
         "rates": [5000, 10000, 20000],
         "rate_seconds": 4.0,
         "rate_warmup": 1.0,
@@ -52,7 +66,12 @@ def parameters(quick: bool) -> dict[str, Any]:
     }
 
 
-def _phases(params: dict[str, Any]) -> list[dict[str, Any]]:
+def _slug(topology: str) -> str:
+    return topology.replace(":", "").replace(" ", "")
+
+
+def _phases(params: dict[str, Any], topology: str = "1:1") -> list[dict[str, Any]]:
+    rates = params["topologies"].get(topology, {}).get("rates", params["rates"])
     phases: list[dict[str, Any]] = [
         {
             "label": f"r{rate}",
@@ -61,7 +80,7 @@ def _phases(params: dict[str, Any]) -> list[dict[str, Any]]:
             "duration": params["rate_seconds"],
             "warmup": params["rate_warmup"],
         }
-        for rate in params["rates"]
+        for rate in rates
     ]
     phases.append(
         {
@@ -100,7 +119,8 @@ async def _gateway_fixture(server: Server, tag: str) -> dict[str, Any]:
     async with api(server) as client:
         admin = await client.admin_token()
         networks = {
-            topology: await client.network(admin, f"{tag}-{topology}") for topology in TOPOLOGIES
+            topology: await client.network(admin, f"{tag}-{_slug(topology)}")
+            for topology in TOPOLOGIES
         }
         email = f"{tag}-dash@example.com"
         await client.client_user(admin, email, list(networks.values()))
@@ -118,14 +138,14 @@ def _spec(
     tag: str,
 ) -> dict[str, Any]:
     shape = params["topologies"][topology]
-    devices = [f"{tag}-{target}-{topology.replace(':', '')}-d{i}" for i in range(shape["devices"])]
+    devices = [f"{tag}-{target}-{_slug(topology)}-d{i}" for i in range(shape["devices"])]
     return {
         "mode": "fanout",
         "host": "127.0.0.1",
         "port": server.port,
         "token": fixture["token"] if fixture else "baseline-needs-no-token",
         "devices": devices,
-        "topology": topology,
+        "topology": shape.get("kind", topology),
         "subscribers": shape.get("subscribers", shape["devices"]),
         "network_id": fixture["networks"][topology] if fixture else 1,
         "phases": phases,
@@ -179,7 +199,7 @@ async def compare(
     tag: str,
 ) -> list[dict[str, Any]]:
     """Every server through the same phases, interleaved phase by phase."""
-    names = {t: f"fanout-{t}-{topology.replace(':', '')}" for t in servers}
+    names = {t: f"fanout-{t}-{_slug(topology)}" for t in servers}
     specs = {
         t: _spec(server, t, topology, params, fixture if t == "gateway" else None, phases, tag)
         for t, server in servers.items()
@@ -219,7 +239,6 @@ async def compare(
 
 async def run(ctx: Context) -> dict[str, Any]:
     params = parameters(ctx.quick)
-    phases = _phases(params)
     tag = f"fo{uuid.uuid4().hex[:6]}"
     baseline = await ctx.start_baseline("baseline-fanout")
     gateway = await ctx.start_gateway("gateway-fanout")
@@ -229,6 +248,7 @@ async def run(ctx: Context) -> dict[str, Any]:
         fixture = await _gateway_fixture(gateway, tag)
         for topology in TOPOLOGIES:
             ctx.check_budget(60)
+            phases = _phases(params, topology)
             runs += await compare(ctx, servers, topology, params, fixture, phases, tag)
     finally:
         ctx.stop(baseline)

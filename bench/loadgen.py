@@ -96,17 +96,23 @@ def make_tokens(sign: dict[str, Any], user_id: int, role: str, count: int) -> li
 
 
 async def open_sessions(
-    host: str, port: int, tokens: Sequence[str | None], concurrency: int
+    host: str,
+    port: int,
+    tokens: Sequence[str | None],
+    concurrency: int,
+    sources: Sequence[str | None] | None = None,
 ) -> tuple[list[WSClient | None], list[str]]:
     """Connect and authenticate one session per token, ``concurrency`` at a time (the listen
-    backlog is small); failures are returned, not raised."""
+    backlog is small), the i-th from ``sources[i]`` if given; failures are returned, not
+    raised."""
     limit = asyncio.Semaphore(concurrency)
     errors: list[str] = []
+    froms = sources if sources is not None else [None] * len(tokens)
 
-    async def one(token: str | None) -> WSClient | None:
+    async def one(token: str | None, source: str | None) -> WSClient | None:
         async with limit:
             try:
-                client = await connect(host, port)
+                client = await connect(host, port, source=source)
                 if token is not None:
                     reply = await client.request(
                         {"action": "authenticate", "requestId": 1, "token": token}
@@ -120,7 +126,9 @@ async def open_sessions(
                 errors.append(f"{type(exc).__name__}: {exc}")
                 return None
 
-    clients = await asyncio.gather(*(one(token) for token in tokens))
+    clients = await asyncio.gather(
+        *(one(token, source) for token, source in zip(tokens, froms, strict=True))
+    )
     return list(clients), errors
 
 
@@ -457,23 +465,52 @@ async def _stdin_line(timeout: float) -> str:
         return ""
 
 
+def source_addresses(count: int, per_source: int) -> list[str | None]:
+    """127.0.0.2, .3, ... ``per_source`` sessions each: every loopback address has its own
+    ephemeral ports, so the client side never runs out of them before the server's file limit."""
+    return [f"127.0.0.{2 + index // per_source}" for index in range(count)]
+
+
 async def run_hold(spec: dict[str, Any]) -> None:
+    """Open sessions up to each of ``steps`` (default: ``count`` at once); after each step
+    report and wait for a line on stdin: ``next`` continues, anything else releases."""
     count = int(spec["count"])
+    steps = sorted({min(int(n), count) for n in spec.get("steps") or []} | {count})
     tokens = make_tokens(spec["sign"], spec["user_id"], spec["role"], count)
-    started = time.monotonic()
-    clients, errors = await open_sessions(spec["host"], spec["port"], tokens, spec["concurrency"])
-    seconds = time.monotonic() - started
+    per_source = spec.get("per_source")
+    sources = source_addresses(count, int(per_source)) if per_source else [None] * count
+    clients: list[WSClient | None] = []
+    errors: list[str] = []
+    for index, target in enumerate(steps):
+        first = len(clients)
+        started = time.monotonic()
+        opened, failed = await open_sessions(
+            spec["host"],
+            spec["port"],
+            tokens[first:target],
+            spec["concurrency"],
+            sources[first:target],
+        )
+        seconds = time.monotonic() - started
+        clients += opened
+        errors += failed
+        new = sum(1 for c in opened if c is not None)
+        emit(
+            "held",
+            step=index,
+            last=index == len(steps) - 1,
+            requested=target,
+            held=sum(1 for c in clients if c is not None),
+            failed=target - sum(1 for c in clients if c is not None),
+            error_samples=errors[:5],
+            sources=len({s for s in sources[:target] if s is not None}),
+            connect_seconds=seconds,
+            connect_per_s=new / seconds if seconds else None,
+        )
+        line = await _stdin_line(float(spec.get("hold_timeout", 120)))
+        if index == len(steps) - 1 or line.strip() != "next":
+            break
     held = sum(1 for c in clients if c is not None)
-    emit(
-        "held",
-        requested=count,
-        held=held,
-        failed=count - held,
-        error_samples=errors[:5],
-        connect_seconds=seconds,
-        connect_per_s=held / seconds if seconds else None,
-    )
-    await _stdin_line(float(spec.get("hold_timeout", 120)))
     still_open = sum(1 for c in clients if c is not None and not c.closed.done())
     close_codes: dict[str, int] = {}
     for client in clients:

@@ -184,12 +184,22 @@ class WSClient(asyncio.Protocol):
         self.write(frame(struct.pack("!H", 1000), CLOSE))
 
 
-async def connect(host: str, port: int, path: str = "/v1/ws", timeout: float = 10.0) -> WSClient:
-    """Open a TCP connection and complete the WebSocket upgrade (bounded by ``timeout``)."""
+async def connect(
+    host: str,
+    port: int,
+    path: str = "/v1/ws",
+    timeout: float = 10.0,
+    source: str | None = None,
+) -> WSClient:
+    """Open a TCP connection and complete the WebSocket upgrade (bounded by ``timeout``);
+    ``source``: the local address to connect from (each has its own ephemeral ports)."""
     loop = asyncio.get_running_loop()
+    local = None if source is None else (source, 0)
 
     async def open_() -> WSClient:
-        _, protocol = await loop.create_connection(lambda: WSClient(host, port, path), host, port)
+        _, protocol = await loop.create_connection(
+            lambda: WSClient(host, port, path), host, port, local_addr=local
+        )
         await protocol.upgraded
         return protocol
 
