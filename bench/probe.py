@@ -167,6 +167,8 @@ async def _profile(request: web.Request) -> web.Response:
 
 # -- heap growth ---------------------------------------------------------------------------
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(gateway.app.__file__))) + "/"
+"""The checkout the gateway runs from: its files are named from there."""
 _snapshot: list[tracemalloc.Snapshot] = []
 
 
@@ -183,7 +185,7 @@ async def _memory(request: web.Request) -> web.Response:
     by_file: dict[str, int] = {}
     for stat in diff:
         name = stat.traceback[0].filename
-        for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+        for marker in ("site-packages/", _ROOT, "lib/python3.11/"):
             if marker in name:
                 name = name.split(marker, 1)[1]
         package = name.split("/")[0] if "/" in name else name
@@ -192,12 +194,12 @@ async def _memory(request: web.Request) -> web.Response:
         by_file[package] = by_file.get(package, 0) + stat.size_diff
     top = [
         {
-            "where": f"{stat.traceback[0].filename.split('site-packages/')[-1]}"
+            "where": f"{stat.traceback[0].filename.split('site-packages/')[-1].split(_ROOT)[-1]}"
             f":{stat.traceback[0].lineno}",
             "bytes": stat.size_diff,
             "blocks": stat.count_diff,
         }
-        for stat in diff[:25]
+        for stat in diff[:40]
     ]
     return web.json_response(
         {

@@ -317,7 +317,7 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         raise Unauthorized("Invalid token: malformed claims")
     return Principal(
         user_id=user_id,
-        role=role,
+        role="admin" if role == "admin" else "client",  # shared, not one string per session
         actions=actions,
         scope=Scope(
             network_ids=_id_list(claims.get("networkIds", [WILDCARD]), int, "networkIds"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from aiohttp import WSMsgType, web
 
@@ -47,7 +48,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         await ws.prepare(request)
     except web.HTTPException as exc:
         return error_response(exc.status, "Expected a WebSocket upgrade request", request_id)
-    session = Session(ws, hub.session_env, client_address(request, settings.trusted_proxies))
+    # Clients behind one address (a NAT, a proxy) share one string for it.
+    remote = sys.intern(client_address(request, settings.trusted_proxies))
+    session = Session(ws, hub.session_env, remote)
     LOG_SESSION_ID.set(session.id)
     hub.add(session)
     try:
