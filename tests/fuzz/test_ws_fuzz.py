@@ -23,6 +23,7 @@ import os
 import time
 import uuid
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -303,6 +304,15 @@ class World:
     tokens: dict[str, str]
 
 
+async def closed_after(play: Coroutine[Any, Any, None]) -> None:
+    """Run ``play``, then let the loop turn once more: a transport closed by the client session
+    (a reset one too) releases its socket on the next iteration, before asyncio.run ends."""
+    try:
+        await play
+    finally:
+        await asyncio.sleep(0.01)
+
+
 async def play(world: World, who: str, plan: list[Frame], stats: Stats) -> None:
     token = world.tokens.get(who)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -501,7 +511,7 @@ def test_websocket_fuzz(database_url: str, clean_db: str, tmp_path: Path) -> Non
         @given(plans())
         def session(plan: tuple[str, list[Frame]]) -> None:
             stats.examples += 1
-            asyncio.run(play(world, plan[0], plan[1], stats))
+            asyncio.run(closed_after(play(world, plan[0], plan[1], stats)))
 
         session()
         notifications, commands = asyncio.run(_all_stored(clean_db, stats))
