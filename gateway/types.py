@@ -91,6 +91,32 @@ def _intersect(a: frozenset[T] | None, b: frozenset[T] | None) -> frozenset[T] |
 
 
 @dataclass(frozen=True, slots=True)
+class Topic:
+    """What a plugin's subscriptions may cover (None: no narrowing), and which kinds."""
+
+    network_ids: frozenset[int] | None = None
+    device_type_ids: frozenset[int] | None = None
+    names: frozenset[str] | None = None
+    notifications: bool = True
+    commands: bool = False
+
+    def claims(self) -> dict[str, object]:
+        return {
+            "networkIds": None if self.network_ids is None else sorted(self.network_ids),
+            "deviceTypeIds": None if self.device_type_ids is None else sorted(self.device_type_ids),
+            "names": None if self.names is None else sorted(self.names),
+            "notifications": self.notifications,
+            "commands": self.commands,
+        }
+
+    @property
+    def actions(self) -> frozenset[Action]:
+        kinds = {Action.GetDeviceNotification: self.notifications}
+        kinds[Action.GetDeviceCommand] = self.commands
+        return frozenset(action for action, wanted in kinds.items() if wanted)
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling and what the presented token lets them do.
 
@@ -108,6 +134,9 @@ class Principal:
     parents: tuple[str, ...] = ()
     """The login sessions this token was minted from (outermost first): it dies with any."""
     mask: int = field(default=0, compare=False)
+    plugin_id: int | None = None
+    """Set for a plugin's token: it may only subscribe, within ``topic``."""
+    topic: Topic | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mask", action_mask(self.actions))
@@ -149,6 +178,8 @@ class RevocationReason(enum.StrEnum):
     ROLE_CHANGED = "role changed"
     USER_DISABLED = "user disabled"
     USER_DELETED = "user deleted"
+    PLUGIN_DELETED = "plugin deleted"
+    PLUGIN_NOT_REGISTERED = "plugin not registered"
 
 
 def reasons_text(reasons: Iterable[RevocationReason]) -> str:

@@ -29,7 +29,7 @@ JWT_SECRET = "test-secret-0123456789-abcdefghijklmnop"
 
 _TABLES = (
     "users, login_sessions, refresh_tokens, revocations, networks, user_networks, devices, "
-    "notifications, commands, dead_letters"
+    "notifications, commands, dead_letters, device_types, user_device_types, configuration, plugins"
 )
 
 

@@ -46,6 +46,7 @@ FLOORS = [
                 "gateway.clock",
                 "gateway.limits",
                 "gateway.schema",
+                "gateway.listing",
                 "gateway.http",
                 "gateway.metrics",
                 "gateway.logs",

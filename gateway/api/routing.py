@@ -15,11 +15,16 @@ from aiohttp import web
 
 from gateway.auth.accounts import AccountService
 from gateway.auth.login import AuthService
+from gateway.auth.plugins import PluginService, refuse_plugin
 from gateway.auth.revoker import Receipt
 from gateway.auth.tokens import KeySet
 from gateway.bus.base import Bus
 from gateway.config import Settings
+from gateway.devices.catalog import CatalogService
 from gateway.devices.devices import Devices
+from gateway.devices.devicetypes import DeviceTypeService
+from gateway.devices.history import HistoryService
+from gateway.devices.messages import Messages
 from gateway.devices.networks import Networks
 from gateway.errors import (
     BadRequest,
@@ -60,6 +65,11 @@ class Rest:
     networks: Networks
     devices: Devices
     sessions: LiveSessions
+    messages: Messages
+    device_types: DeviceTypeService
+    history: HistoryService
+    catalog: CatalogService
+    plugins: PluginService
 
 
 REST_KEY: web.AppKey[Rest] = web.AppKey("rest", Rest)
@@ -195,6 +205,7 @@ def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespo
         principal = None
         if route.auth:
             principal = ctx.auth.authenticate(bearer_token(request))
+            refuse_plugin(principal, f"{route.method} {route.path}")
             if route.permission is not None and not principal.may(route.permission):
                 raise Forbidden(f"Missing permission: {route.permission.name}")
         params = {

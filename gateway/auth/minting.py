@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.auth.permissions import ROLES
 from gateway.errors import Forbidden, Unauthorized, Unprocessable
@@ -28,6 +29,8 @@ class MintRequest:
     network_ids: frozenset[int] | None = None
     device_ids: frozenset[str] | None = None
     expires_in: float | None = None
+    plugin: dict[str, Any] | None = None
+    """The ``plugin`` claim of a plugin's tokens (``tokens.plugin_claim``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from gateway.config import ConfigError, Settings
 from gateway.errors import TokenExpired, Unauthorized
-from gateway.types import WILDCARD, Action, Principal, Scope
+from gateway.types import WILDCARD, Action, Principal, Scope, Topic
 
 ACCESS = "access"
 REFRESH = "refresh"
@@ -222,6 +222,7 @@ class TokenCodec:
         ttl: float,
         now: float | None = None,
         parents: tuple[str, ...] = (),
+        plugin: dict[str, Any] | None = None,
     ) -> IssuedToken:
         now = time.time() if now is None else now
         # iat keeps milliseconds so that a per-user cut-off taken a moment before a new login
@@ -246,6 +247,8 @@ class TokenCodec:
         }
         if parents:
             payload["fam"] = list(parents)
+        if plugin is not None:
+            payload["plugin"] = plugin
         key = self.keys.current
         assert key.signing is not None, "the current key always signs"
         token = jwt.encode(payload, key.signing, algorithm=key.algorithm, headers={"kid": key.kid})
@@ -315,6 +318,7 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         or not all(isinstance(parent, str) for parent in parents)
     ):
         raise Unauthorized("Invalid token: malformed claims")
+    plugin_id, topic = _plugin(claims.get("plugin"))
     return Principal(
         user_id=user_id,
         role="admin" if role == "admin" else "client",  # shared, not one string per session
@@ -328,4 +332,48 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         issued_at=float(claims["iat"]),
         expires_at=float(claims["exp"]),
         parents=tuple(parents),
+        plugin_id=plugin_id,
+        topic=topic,
     )
+
+
+def plugin_claim(plugin_id: int, topic: Topic) -> dict[str, Any]:
+    return {"id": plugin_id, "topic": topic.claims()}
+
+
+def plugin_of(principal: Principal) -> dict[str, Any] | None:
+    """The plugin claim a token carries on: a plugin's token stays one when refreshed."""
+    if principal.plugin_id is None or principal.topic is None:
+        return None
+    return plugin_claim(principal.plugin_id, principal.topic)
+
+
+def _plugin(claim: Any) -> tuple[int | None, Topic | None]:
+    """The ``plugin`` claim of a plugin's token: its id and topic."""
+    if claim is None:
+        return None, None
+    try:
+        topic = claim["topic"]
+        plugin_id = claim["id"]
+        parsed = Topic(
+            network_ids=_optional_ids(topic["networkIds"], int),
+            device_type_ids=_optional_ids(topic["deviceTypeIds"], int),
+            names=_optional_ids(topic["names"], str),
+            notifications=topic["notifications"] is True,
+            commands=topic["commands"] is True,
+        )
+    except (KeyError, TypeError):
+        raise Unauthorized("Invalid token: malformed plugin claim") from None
+    if not isinstance(plugin_id, int) or isinstance(plugin_id, bool):
+        raise Unauthorized("Invalid token: malformed plugin claim")
+    return plugin_id, parsed
+
+
+def _optional_ids(value: Any, kind: type) -> frozenset[Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+        isinstance(item, kind) and not isinstance(item, bool) for item in value
+    ):
+        raise TypeError("malformed list")
+    return frozenset(value)

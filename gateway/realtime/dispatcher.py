@@ -16,10 +16,14 @@ import orjson
 from aiohttp import web
 
 from gateway.auth.login import AuthService
+from gateway.auth.plugins import PLUGIN_ACTIONS, refuse_plugin
 from gateway.auth.revocation import RevocationView
 from gateway.config import Settings
 from gateway.devices.access import Access
+from gateway.devices.catalog import CatalogService
 from gateway.devices.devices import Devices
+from gateway.devices.devicetypes import DeviceTypeService
+from gateway.devices.history import HistoryService
 from gateway.devices.messages import Messages
 from gateway.devices.registry import Registry
 from gateway.errors import (
@@ -56,6 +60,9 @@ class Context:
     messages: Messages
     outage: Outage
     """True for an error that means the database is down (reply 503), False for a bug."""
+    device_types: DeviceTypeService
+    history: HistoryService
+    catalog: CatalogService
 
 
 After = Callable[[], Awaitable[None]]
@@ -202,6 +209,8 @@ class Dispatcher:
             self._received[action_name].inc()
             if spec.needs_token:
                 self._check_token(session)
+            if session.principal is not None and action_name not in PLUGIN_ACTIONS:
+                refuse_plugin(session.principal, action_name)
             if spec.plain is None or _may_hold_nul(raw) or not spec.plain(request):
                 try:
                     request = spec.schema.check(request, "")

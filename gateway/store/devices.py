@@ -123,7 +123,11 @@ class DeviceStore:
                     device.device_type_id,
                     device.is_blocked,
                 )
-        except asyncpg.ForeignKeyViolationError:
+        except asyncpg.ForeignKeyViolationError as exc:
+            if exc.constraint_name == "devices_device_type_fkey":
+                raise Unprocessable(
+                    f"deviceTypeId: no such device type: {device.device_type_id}"
+                ) from None
             raise Unprocessable(f"networkId: no such network: {device.network_id}") from None
         assert row is not None
         return _device(row), None if old is None else _device(old)

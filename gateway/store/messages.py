@@ -59,6 +59,7 @@ class MessageStore:
         self.failed = 0
         """Items settled (written or dead-lettered) and batch writes that failed: read by the
         metrics at scrape time."""
+        self._arrival: asyncio.Future[None] | None = None
 
     async def next_id(self) -> int:
         return await self.ids.next_id()
@@ -93,6 +94,8 @@ class MessageStore:
         self._notifications[item.id] = item
         if len(self._notifications) >= self.batch:
             self._wake.set()
+        if self._arrival is not None:
+            self._arrived()
 
     def put_command(self, item: Command) -> None:
         """A new command or a new state of one; the latest state is what gets written.
@@ -101,6 +104,19 @@ class MessageStore:
         self._commands[item.id] = item
         if len(self._commands) >= self.batch:
             self._wake.set()
+        if self._arrival is not None:
+            self._arrived()
+
+    def arrival(self) -> asyncio.Future[None]:
+        """Resolved when the next item is acknowledged here (long polls wait on it)."""
+        if self._arrival is None:
+            self._arrival = asyncio.get_running_loop().create_future()
+        return self._arrival
+
+    def _arrived(self) -> None:
+        arrival, self._arrival = self._arrival, None
+        if arrival is not None and not arrival.done():
+            arrival.set_result(None)
 
     def pending(self, kind: str) -> list[Notification | Command]:
         """What is acknowledged but not yet written (``kind``: notification or command)."""

@@ -114,14 +114,14 @@ async def test_memberships(world: World) -> None:
 
 async def test_devices_crud(world: World) -> None:
     created = await put_device(
-        world.client, world.admin, "pump-7", world.n2, 4, data={"model": "P7"}
+        world.client, world.admin, "pump-7", world.n2, 2, data={"model": "P7"}
     )
     assert created == {
         "id": "pump-7",
         "name": "pump-7",
         "data": {"model": "P7"},
         "networkId": world.n2,
-        "deviceTypeId": 4,
+        "deviceTypeId": 2,
         "isBlocked": False,
     }
     updated = await rest(

@@ -238,8 +238,9 @@ async def membership(
 
 @dataclass
 class World:
-    """Two networks, three devices, an admin and two clients:
+    """Two networks, two device types, three devices, an admin and two clients:
 
+    - device types 1 ("thermometer") and 2 ("relay");
     - network ``n1`` ("north"): devices ``d1`` (deviceTypeId 1) and ``d3`` (no type);
     - network ``n2`` ("south"): device ``d2`` (deviceTypeId 2);
     - ``alice`` (client) belongs to n1, ``bob`` (client) to n2.
@@ -270,6 +271,8 @@ async def build_world(client: TestClient[Any, Any]) -> World:
     token = admin["access_token"]
     n1 = await create_network(client, token, "north")
     n2 = await create_network(client, token, "south")
+    for name in ("thermometer", "relay"):  # device types 1 and 2
+        await rest(client, "POST", "/v1/device-types", token, 201, {"name": name})
     await put_device(client, token, "d1", n1, 1)
     await put_device(client, token, "d2", n2, 2)
     await put_device(client, token, "d3", n1, None)

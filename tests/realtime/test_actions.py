@@ -188,7 +188,7 @@ async def test_device_save_creates_and_updates(world: World) -> None:
         await peer.ok(
             "device/save",
             deviceId="sensor-9",
-            device={"name": "Sensor nine", "data": {"fw": 1}, "deviceTypeId": 7},
+            device={"name": "Sensor nine", "data": {"fw": 1}, "deviceTypeId": 1},
         )
         == {}
     )
@@ -198,7 +198,7 @@ async def test_device_save_creates_and_updates(world: World) -> None:
         "name": "Sensor nine",
         "data": {"fw": 1},
         "networkId": world.n1,
-        "deviceTypeId": 7,
+        "deviceTypeId": 1,
         "isBlocked": False,
     }
     assert await peer.ok("device/get", deviceId="sensor-9") == {"device": expected}

@@ -11,6 +11,7 @@ from tests.realtime.helpers import (
     insert,
     notification_push,
     put_device,
+    rest,
 )
 
 
@@ -181,8 +182,9 @@ async def test_subscription_covers_devices_created_after_it(world: World) -> Non
     by_network = await connect(world.client, world.alice)
     await by_network.subscribe(networkIds=[world.n1])
     by_type = await connect(world.client, world.alice)
-    await by_type.subscribe(deviceTypeIds=[5])
-    await put_device(world.client, world.admin, "late", world.n1, 5)
+    await by_type.subscribe(deviceTypeIds=[3])  # a device type that does not exist yet
+    await rest(world.client, "POST", "/v1/device-types", world.admin, 201, {"name": "pump"})
+    await put_device(world.client, world.admin, "late", world.n1, 3)
     admin = await connect(world.client, world.admin)
     await insert(admin, "late", "hello")
     assert await _names_received(by_network, 1) == [("late", "hello")]

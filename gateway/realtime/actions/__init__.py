@@ -2,8 +2,10 @@
 
 from gateway.realtime.actions import (  # noqa: F401 - imported to register their actions
     auth,
+    catalog,
     commands,
     devices,
+    history,
     notifications,
     server,
     subscriptions,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.auth.plugins import topic_filters
 from gateway.errors import Forbidden, NotFound, Unprocessable
 from gateway.realtime.actions.fields import IDS, NAMES, TIMESTAMP, since
 from gateway.realtime.dispatcher import Context, Later, Reply, action, principal_of
@@ -41,15 +42,19 @@ async def _subscribe(
         if outside:
             raise Forbidden("networkIds outside the token's scope: " + ", ".join(map(str, outside)))
     start = since(request.get("timestamp"), "timestamp")
+    network_ids, device_type_ids, names = topic_filters(
+        principal,
+        network_ids,
+        frozenset(request["deviceTypeIds"]) if request.get("deviceTypeIds") else None,
+        frozenset(request["names"]) if request.get("names") else None,
+    )
     subscription = ctx.hub.subscribe(
         session,
         kind,
         device_id=device_id,
         network_ids=network_ids,
-        device_type_ids=frozenset(request["deviceTypeIds"])
-        if request.get("deviceTypeIds")
-        else None,
-        names=frozenset(request["names"]) if request.get("names") else None,
+        device_type_ids=device_type_ids,
+        names=names,
         with_updates=bool(request.get("returnUpdatedCommands", False)),
         replaying=start is not None,
     )

@@ -1,0 +1,98 @@
+"""REST: device types (GetDeviceType to read, ManageDeviceType to change)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.api.routing import ROUTES, Call
+from gateway.http import json_response
+from gateway.listing import by_name, filters
+from gateway.schema import Array, Int, Obj, Str
+from gateway.types import Action
+
+DEVICE_TYPE = Obj(
+    {"id": Int(), "name": Str(), "description": Str(nullable=True)},
+    required=["id", "name", "description"],
+)
+NEW_DEVICE_TYPE = Obj(
+    {"name": Str(min_length=1, max_length=200), "description": Str(max_length=2000, nullable=True)},
+    required=["name"],
+)
+DEVICE_TYPE_CHANGES = Obj(
+    {"name": Str(min_length=1, max_length=200), "description": Str(max_length=2000, nullable=True)}
+)
+DEVICE_TYPE_ID = {"id": Int(minimum=1)}
+LISTING = by_name(["id", "name"])
+
+
+@ROUTES.route(
+    "POST",
+    "/v1/device-types",
+    summary="Create a device type",
+    tag="device types",
+    body=NEW_DEVICE_TYPE,
+    permission=Action.ManageDeviceType,
+    responses={201: DEVICE_TYPE, 409: None},
+)
+async def create_device_type(call: Call) -> web.Response:
+    created = await call.ctx.device_types.create(
+        call.principal, call.body["name"], call.body.get("description")
+    )
+    return json_response(created.to_json(), status=201)
+
+
+@ROUTES.route(
+    "GET",
+    "/v1/device-types",
+    summary="Device types, filtered and sorted as DeviceHive's devicetype/list",
+    tag="device types",
+    query=LISTING,
+    permission=Action.GetDeviceType,
+    responses={200: Obj({"deviceTypes": Array(DEVICE_TYPE)}, required=["deviceTypes"])},
+)
+async def list_device_types(call: Call) -> web.Response:
+    found = await call.ctx.device_types.find(call.principal, **filters(call.query))
+    return json_response({"deviceTypes": [device_type.to_json() for device_type in found]})
+
+
+@ROUTES.route(
+    "GET",
+    "/v1/device-types/{id}",
+    summary="One device type",
+    tag="device types",
+    params=DEVICE_TYPE_ID,
+    permission=Action.GetDeviceType,
+    responses={200: DEVICE_TYPE, 404: None},
+)
+async def get_device_type(call: Call) -> web.Response:
+    found = await call.ctx.device_types.get(call.principal, call.params["id"])
+    return json_response(found.to_json())
+
+
+@ROUTES.route(
+    "PATCH",
+    "/v1/device-types/{id}",
+    summary="Rename a device type or change its description",
+    tag="device types",
+    params=DEVICE_TYPE_ID,
+    body=DEVICE_TYPE_CHANGES,
+    permission=Action.ManageDeviceType,
+    responses={200: DEVICE_TYPE, 404: None, 409: None},
+)
+async def update_device_type(call: Call) -> web.Response:
+    updated = await call.ctx.device_types.update(call.principal, call.params["id"], call.body)
+    return json_response(updated.to_json())
+
+
+@ROUTES.route(
+    "DELETE",
+    "/v1/device-types/{id}",
+    summary="Delete a device type no device uses (409 while one does)",
+    tag="device types",
+    params=DEVICE_TYPE_ID,
+    permission=Action.ManageDeviceType,
+    responses={204: None, 404: None, 409: None},
+)
+async def delete_device_type(call: Call) -> web.Response:
+    await call.ctx.device_types.delete(call.principal, call.params["id"])
+    return web.Response(status=204)

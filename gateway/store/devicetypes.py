@@ -1,0 +1,155 @@
+"""Device types, and which of them each user may reach."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from gateway.errors import Conflict, NotFound
+from gateway.store.db import Pool
+
+SORT_COLUMNS = {"id": "id", "name": "lower(name)"}
+"""What a listing may be sorted by (a fixed map: the column never comes from the client)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceType:
+    id: int
+    name: str
+    description: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "description": self.description}
+
+
+@dataclass(frozen=True, slots=True)
+class TypeAccess:
+    """A user's reach over device types: all of them, or ``ids``."""
+
+    all: bool
+    ids: frozenset[int]
+
+    def allows(self, device_type_id: int | None) -> bool:
+        return self.all or device_type_id is None or device_type_id in self.ids
+
+
+def _device_type(row: asyncpg.Record) -> DeviceType:
+    return DeviceType(id=row["id"], name=row["name"], description=row["description"])
+
+
+def _duplicate(name: object) -> Conflict:
+    return Conflict(f"a device type named {name!r} already exists")
+
+
+class DeviceTypeStore:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    async def create(self, name: str, description: str | None) -> DeviceType:
+        try:
+            row = await self.pool.fetchrow(
+                "INSERT INTO device_types (name, description) VALUES ($1, $2) RETURNING *",
+                name,
+                description,
+            )
+        except asyncpg.UniqueViolationError:
+            raise _duplicate(name) from None
+        assert row is not None
+        return _device_type(row)
+
+    async def get(self, device_type_id: int) -> DeviceType | None:
+        row = await self.pool.fetchrow("SELECT * FROM device_types WHERE id = $1", device_type_id)
+        return None if row is None else _device_type(row)
+
+    async def update(self, device_type_id: int, changes: dict[str, Any]) -> DeviceType | None:
+        if not changes:
+            return await self.get(device_type_id)
+        columns = [column for column in ("name", "description") if column in changes]
+        assignments = ", ".join(f"{col} = ${i + 2}" for i, col in enumerate(columns))
+        try:
+            row = await self.pool.fetchrow(
+                f"UPDATE device_types SET {assignments} WHERE id = $1 RETURNING *",  # noqa: S608
+                device_type_id,
+                *(changes[column] for column in columns),
+            )
+        except asyncpg.UniqueViolationError:
+            raise _duplicate(changes.get("name")) from None
+        return None if row is None else _device_type(row)
+
+    async def delete(self, device_type_id: int) -> None:
+        try:
+            result = await self.pool.execute(
+                "DELETE FROM device_types WHERE id = $1", device_type_id
+            )
+        except asyncpg.ForeignKeyViolationError:
+            raise Conflict(
+                f"Device type {device_type_id} is still used by devices; move or delete them first"
+            ) from None
+        if result == "DELETE 0":
+            raise NotFound("Device type not found")
+
+    async def page(
+        self,
+        *,
+        only: Iterable[int] | None = None,
+        name: str | None = None,
+        name_pattern: str | None = None,
+        sort: str = "id",
+        descending: bool = False,
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> list[DeviceType]:
+        """``name_pattern`` is SQL LIKE (DeviceHive's ``namePattern``), case-insensitive."""
+        order = f"{SORT_COLUMNS[sort]} {'DESC' if descending else 'ASC'}, id"
+        rows = await self.pool.fetch(
+            f"""SELECT * FROM device_types
+                WHERE ($1::bigint[] IS NULL OR id = any($1::bigint[]))
+                  AND ($2::text IS NULL OR lower(name) = lower($2))
+                  AND ($3::text IS NULL OR name ILIKE $3)
+                ORDER BY {order} LIMIT $4 OFFSET $5""",  # noqa: S608 - fixed identifiers
+            None if only is None else list(only),
+            name,
+            name_pattern,
+            limit,
+            offset,
+        )
+        return [_device_type(row) for row in rows]
+
+    # -- user access -----------------------------------------------------------------------
+
+    async def access(self, user_id: int) -> TypeAccess | None:
+        """None when there is no such user."""
+        row = await self.pool.fetchrow(
+            """SELECT all_device_types_available AS all_types,
+                      array(SELECT device_type_id FROM user_device_types t
+                            WHERE t.user_id = u.id) AS ids
+               FROM users u WHERE id = $1""",
+            user_id,
+        )
+        if row is None:
+            return None
+        return TypeAccess(all=row["all_types"], ids=frozenset(row["ids"]))
+
+    async def set_all(self, user_id: int, available: bool) -> bool:
+        result = await self.pool.execute(
+            "UPDATE users SET all_device_types_available = $2 WHERE id = $1", user_id, available
+        )
+        return bool(result != "UPDATE 0")
+
+    async def grant(self, user_id: int, device_type_id: int) -> None:
+        await self.pool.execute(
+            "INSERT INTO user_device_types VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            user_id,
+            device_type_id,
+        )
+
+    async def revoke(self, user_id: int, device_type_id: int) -> bool:
+        result = await self.pool.execute(
+            "DELETE FROM user_device_types WHERE user_id = $1 AND device_type_id = $2",
+            user_id,
+            device_type_id,
+        )
+        return bool(result != "DELETE 0")
