@@ -7,9 +7,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-pytest.register_assert_rewrite("tests.realtime.helpers")
-
-from tests.realtime.helpers import World, build_world  # noqa: E402
+from tests.realtime.helpers import World, build_world
 
 
 @pytest.fixture
