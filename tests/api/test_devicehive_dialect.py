@@ -3,6 +3,7 @@ DeviceHive's JSON shapes and error body, and the same rights as /v1."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import orjson
@@ -477,7 +478,7 @@ async def test_malformed_and_oversized_bodies_and_missing_tokens(world: World) -
     )
     huge = orjson.dumps({"notification": "n", "parameters": "x" * 2_000_000})
     response = await world.client.post(
-        BASE + "/device/d1/notification", data=huge, headers=bearer(world.admin)
+        BASE + "/device/d1/notification", data=io.BytesIO(huge), headers=bearer(world.admin)
     )
     assert response.status == 413
     assert (
