@@ -7,6 +7,7 @@ import pytest
 from gateway.errors import Conflict, Unprocessable
 from gateway.store.db import Pool
 from gateway.store.devices import DeviceStore
+from gateway.store.devicetypes import DeviceTypeStore
 from gateway.types import Device, Network
 
 
@@ -67,7 +68,8 @@ async def test_saving_a_device_creates_then_replaces_it(pool: Pool) -> None:
     first = _device("d1", network.id, data={"floor": 1})
     saved, replaced = await store.save_device(first)
     assert (saved, replaced) == (first, None)
-    second = _device("d1", network.id, name="renamed", device_type_id=7, is_blocked=True)
+    pump = await DeviceTypeStore(pool).create("pump", None)
+    second = _device("d1", network.id, name="renamed", device_type_id=pump.id, is_blocked=True)
     saved, replaced = await store.save_device(second)
     assert (saved, replaced) == (second, first)
     assert await store.get_device("d1") == second
@@ -78,6 +80,14 @@ async def test_a_device_in_an_unknown_network_is_refused(pool: Pool) -> None:
     with pytest.raises(Unprocessable) as caught:
         await store.save_device(_device("d1", 424242))
     assert caught.value.message == "networkId: no such network: 424242"
+
+
+async def test_a_device_of_an_unknown_device_type_is_refused(pool: Pool) -> None:
+    store = DeviceStore(pool)
+    network = await store.create_network("n", None)
+    with pytest.raises(Unprocessable) as caught:
+        await store.save_device(_device("d1", network.id, device_type_id=7))
+    assert caught.value.message == "deviceTypeId: no such device type: 7"
 
 
 async def test_devices_are_listed_by_id_within_networks_after_a_cursor(pool: Pool) -> None:
