@@ -97,7 +97,7 @@ def _list(values: Collection[Any] | None) -> list[Any] | None:
 
 async def find(messages: MessageStore, query: Query) -> list[Item]:
     """One page of ``query``: the stored rows and the pending items that match, in order."""
-    table, name_column, make = _KINDS[query.kind]
+    table, name_column, columns, make = _KINDS[query.kind]
     direction = "DESC" if query.descending else "ASC"
     stamp = "last_updated" if query.updated else '"timestamp"'
     order = {
@@ -112,7 +112,7 @@ async def find(messages: MessageStore, query: Query) -> list[Item]:
     # Pending first: an item written while the read runs is then in one or the other.
     pending = messages.pending(query.kind)
     rows = await messages.pool.fetch(
-        f"""SELECT * FROM {table}
+        f"""SELECT {columns} FROM {table}
             WHERE ($1::text[] IS NULL OR device_id = any($1::text[]))
               AND ($2::bigint[] IS NULL OR network_id = any($2::bigint[]))
               AND ($3::bigint[] IS NULL OR device_type_id = any($3::bigint[]))
