@@ -109,12 +109,6 @@ class Topic:
             "commands": self.commands,
         }
 
-    @property
-    def actions(self) -> frozenset[Action]:
-        kinds = {Action.GetDeviceNotification: self.notifications}
-        kinds[Action.GetDeviceCommand] = self.commands
-        return frozenset(action for action, wanted in kinds.items() if wanted)
-
 
 @dataclass(frozen=True, slots=True)
 class Principal:

@@ -9,10 +9,10 @@ from aiohttp import web
 
 from gateway.api.devices import DEVICE_PATH
 from gateway.api.routing import ROUTES, Call
-from gateway.clock import parse_iso
 from gateway.devices.history import DEFAULT_WAIT, MAX_WAIT
 from gateway.errors import Unprocessable
 from gateway.http import json_response
+from gateway.limits import parse_timestamp
 from gateway.schema import DEVICE_ID, AnyJson, Array, Int, Obj, Schema, Str
 from gateway.store.history import Item, Query, cursor_of, parse_cursor
 from gateway.types import Action
@@ -47,12 +47,7 @@ def names_of(text: str | None, field: str = "names") -> list[str] | None:
 
 
 def timestamp_of(text: str | None, field: str) -> float | None:
-    if text is None:
-        return None
-    try:
-        return parse_iso(text)
-    except ValueError:
-        raise Unprocessable(f"{field}: not an ISO-8601 timestamp: {text[:64]!r}") from None
+    return None if text is None else parse_timestamp(text, field)
 
 
 def query_of(kind: str, params: Mapping[str, Any], limit: int) -> Query:

@@ -86,13 +86,21 @@ class PluginService:
         """Mint the caller's tokens narrowed to the topic, then record the plugin; its
         networks must be within the caller's reach (the mint's own checks)."""
         _require(caller)
-        if not topic.actions:
+        actions = frozenset(
+            action
+            for action, wanted in (
+                (Action.GetDeviceNotification, topic.notifications),
+                (Action.GetDeviceCommand, topic.commands),
+            )
+            if wanted
+        )
+        if not actions:
             raise Unprocessable("topic: give notifications and/or commands")
         plugin_id = await self.store.next_id()
         pair = await self.auth.mint(
             caller,
             MintRequest(
-                actions=topic.actions,
+                actions=actions,
                 network_ids=topic.network_ids,
                 plugin=plugin_claim(plugin_id, topic),
             ),

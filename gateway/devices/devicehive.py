@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.clock import parse_iso
 from gateway.errors import Unprocessable
+from gateway.limits import parse_timestamp
 from gateway.listing import paging
 from gateway.schema import DEVICE_ID, Str
 from gateway.store.devicetypes import TypeAccess
@@ -58,12 +58,8 @@ TIMESTAMP = Str(max_length=64, description="ISO-8601; UTC unless it carries a zo
 
 
 def timestamp_of(value: str | None, field: str) -> float | None:
-    if value is None:
-        return None
-    try:
-        return parse_iso(value)
-    except ValueError:
-        raise Unprocessable(f"{field}: not an ISO-8601 timestamp: {value[:64]!r}") from None
+    """A time to read from (years 1-9999, what every layer can carry)."""
+    return None if value is None else parse_timestamp(value, field)
 
 
 MAX_HISTORY_SKIP = 10_000

@@ -19,6 +19,7 @@ from gateway.types import Command, Notification
 Item = Notification | Command
 
 _CURSOR = re.compile(r"(\d{1,17})-(\d{1,18})")
+_LAST_MICROS = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
 
 
 def micros(epoch: float) -> int:
@@ -32,7 +33,7 @@ def cursor_of(item: Item, updated: bool = False) -> str:
 
 def parse_cursor(text: str, field: str = "cursor") -> tuple[int, int]:
     match = _CURSOR.fullmatch(text)
-    if match is None:
+    if match is None or int(match.group(1)) > _LAST_MICROS:
         raise Unprocessable(f"{field}: not a cursor this server handed out: {text[:80]!r}")
     return int(match.group(1)), int(match.group(2))
 

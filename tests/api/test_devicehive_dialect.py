@@ -449,6 +449,27 @@ async def test_users_networks_device_types_and_configuration(world: World) -> No
             422,
             "body: must be a JSON object",
         ),
+        (
+            "POST",
+            "/device/d1/notification",
+            {"body": {"notification": "n", "timestamp": "2999-01-01T00:00:00Z"}},
+            422,
+            "timestamp: must not be more than 24 hours ahead of the server's clock",
+        ),
+        (
+            "POST",
+            "/device/d1/command",
+            {"body": {"command": "x", "lifetime": 2**31}},
+            422,
+            "lifetime: must be at most 2147483647",
+        ),
+        (
+            "GET",
+            "/device/d1/notification",
+            {"params": {"start": "10000-01-01T00:00:00Z"}},
+            422,
+            "start: not an ISO-8601 timestamp: '10000-01-01T00:00:00Z'",
+        ),
         ("GET", "/user", {"params": {"role": "9"}}, 422, "role: must be at most 1"),
         (
             "GET",

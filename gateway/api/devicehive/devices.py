@@ -20,6 +20,7 @@ from gateway.devices.devicehive import (
 from gateway.devices.history import MAX_WAIT
 from gateway.errors import NotFound, Unprocessable
 from gateway.http import json_response
+from gateway.limits import INT32_MAX, item_timestamp
 from gateway.schema import DEVICE_ID, AnyJson, Bool, Int, Obj, Str
 from gateway.store.history import Query
 from gateway.types import COMMAND, NOTIFICATION, Action
@@ -104,6 +105,8 @@ POLL_MANY = {
     "deviceTypeIds": Str(max_length=20_000),
 }
 DEFAULT_POLL_WAIT = 30
+LAST_SECOND = 253_402_300_799.0
+"""9999-12-31T23:59:59Z: nothing a row can carry comes after it."""
 
 
 def _ids(text: str | None, field: str) -> frozenset[int] | None:
@@ -130,7 +133,7 @@ def _after_millisecond(text: str | None) -> float | None:
     stamp = timestamp_of(text, "timestamp")
     if stamp is None:
         return None
-    return (math.floor(round(stamp * 1000, 3)) + 1) / 1000 - 1e-6
+    return min((math.floor(round(stamp * 1000, 3)) + 1) / 1000 - 1e-6, LAST_SECOND)
 
 
 async def _poll(call: Call, kind: str, device_id: str | None) -> web.Response:
@@ -217,7 +220,7 @@ COMMAND_BODY = Obj(
     {
         "command": NAME,
         "parameters": AnyJson(),
-        "lifetime": Int(minimum=0, nullable=True),
+        "lifetime": Int(minimum=0, maximum=INT32_MAX, nullable=True),
         "status": Str(max_length=256, nullable=True),
         "result": AnyJson(),
         "timestamp": TIMESTAMP,
@@ -248,7 +251,7 @@ async def dialect_notification_insert(call: Call) -> web.Response:
         call.params["id"],
         body["notification"],
         body.get("parameters"),
-        timestamp_of(body.get("timestamp"), "timestamp"),
+        None if "timestamp" not in body else item_timestamp(body["timestamp"], "timestamp"),
     )
     return json_response({"id": item.id, "timestamp": iso(item.timestamp)}, 201)
 
@@ -266,7 +269,8 @@ async def dialect_command_get(call: Call) -> web.Response:
 @route("POST", "/device/{id}/command", params=DEVICE, body=COMMAND_BODY)
 async def dialect_command_insert(call: Call) -> web.Response:
     fields = {key: call.body[key] for key in COMMAND_BODY.properties if key in call.body}
-    fields["timestamp"] = timestamp_of(fields.get("timestamp"), "timestamp")
+    stamp = fields.get("timestamp")
+    fields["timestamp"] = None if stamp is None else item_timestamp(stamp, "timestamp")
     item = await call.ctx.messages.insert_command(call.principal, call.params["id"], fields)
     return json_response(
         {

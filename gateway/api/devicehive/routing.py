@@ -24,6 +24,7 @@ from gateway.errors import (
     Unprocessable,
 )
 from gateway.http import REQUEST_ID_KEY, json_response
+from gateway.limits import loads
 from gateway.schema import Obj, Schema
 
 PREFIX = "/api/rest"
@@ -81,7 +82,7 @@ async def _body(request: web.Request, schema: Obj) -> dict[str, Any]:
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"Request body must be at most {max_size} bytes") from None
     try:
-        data = orjson.loads(raw) if raw.strip() else {}
+        data = loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"Malformed JSON: {exc}") from None
     checked: dict[str, Any] = schema.check(data, "")
