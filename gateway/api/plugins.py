@@ -10,7 +10,7 @@ from aiohttp import web
 from gateway.api.auth import TOKEN_PAIR
 from gateway.api.routing import ROUTES, Call, receipt_headers
 from gateway.clock import iso
-from gateway.errors import Unprocessable
+from gateway.errors import Unauthorized
 from gateway.http import json_response
 from gateway.listing import MAX_SKIP, MAX_TAKE
 from gateway.schema import Array, Bool, Int, Obj, Str
@@ -57,8 +57,9 @@ PLUGIN = Obj(
     },
     required=["id", "name", "description", "userId", "topic", "createdAt"],
 )
+TOKEN = Str(max_length=8192, description="a plugin's tokens carry its topic: longer than most")
 CREATED = Obj(
-    {"plugin": PLUGIN, **TOKEN_PAIR.properties},
+    {"plugin": PLUGIN, **TOKEN_PAIR.properties, "access_token": TOKEN, "refresh_token": TOKEN},
     required=["plugin", *TOKEN_PAIR.required],
 )
 PLUGIN_PAYLOAD = Obj(
@@ -118,7 +119,7 @@ async def create_plugin(call: Call) -> web.Response:
 )
 async def authenticate_plugin(call: Call) -> web.Response:
     if "token" not in call.query:
-        raise Unprocessable("token: missing query parameter")
+        raise Unauthorized("Missing token (expected: ?token=<a plugin's access token>)")
     principal = call.ctx.plugins.authenticate(call.query["token"])
     assert principal.topic is not None and principal.plugin_id is not None
     networks = principal.scope.network_ids

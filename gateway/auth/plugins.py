@@ -7,6 +7,7 @@ nothing else. Deleting the plugin revokes its login session, which closes its so
 
 from __future__ import annotations
 
+import json
 from typing import TypeVar
 
 from gateway.auth.login import AuthService
@@ -16,6 +17,10 @@ from gateway.auth.tokens import TokenPair, plugin_claim
 from gateway.errors import Forbidden, GatewayError, NotFound, Unauthorized, Unprocessable
 from gateway.store.plugins import Plugin, PluginStore
 from gateway.types import Action, Principal, RevocationReason, Topic
+
+MAX_TOPIC_BYTES = 2048
+"""The topic as the token carries it (JSON, non-ASCII escaped): a token stays well within what an
+Authorization header (8 KiB) and an ``authenticate`` message accept."""
 
 PLUGIN_ACTIONS = frozenset(
     {
@@ -96,6 +101,10 @@ class PluginService:
         )
         if not actions:
             raise Unprocessable("topic: give notifications and/or commands")
+        if len(json.dumps(topic.claims())) > MAX_TOPIC_BYTES:
+            raise Unprocessable(
+                f"topic: at most {MAX_TOPIC_BYTES} bytes of JSON (it travels in every token)"
+            )
         plugin_id = await self.store.next_id()
         pair = await self.auth.mint(
             caller,

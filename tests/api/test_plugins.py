@@ -198,7 +198,9 @@ async def test_plugin_authenticate_refuses_other_tokens(world: World) -> None:
         "Not a plugin's token"
     )
     assert await _error(world, "GET", f"{path}?token=garbage", world.admin, 401) == "Invalid token"
-    assert await _error(world, "GET", path, world.admin, 422) == "token: missing query parameter"
+    assert await _error(world, "GET", path, world.admin, 401) == (
+        "Missing token (expected: ?token=<a plugin's access token>)"
+    )
     assert await _error(world, "GET", f"{path}?token=" + "x" * 4097, world.admin, 422) == (
         "token: must be at most 4096 characters"
     )
@@ -244,6 +246,11 @@ async def test_only_a_manage_plugin_holder_registers_lists_and_deletes(world: Wo
         ),
         ({"name": "p", "topic": {"flavour": 1}}, 422, "topic: unknown field: flavour"),
         ({"name": "", "topic": {}}, 422, "name: must not be empty"),
+        (
+            {"name": "p", "topic": {"names": ["é" * 200, "è" * 200, "ê" * 200]}},
+            422,
+            "topic: at most 2048 bytes of JSON (it travels in every token)",
+        ),
         ({"topic": {}}, 422, "body: missing field: name"),
         ({"name": "archiver", "topic": {}}, 409, "a plugin named 'archiver' already exists"),
     ],

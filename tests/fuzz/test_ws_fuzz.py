@@ -432,6 +432,7 @@ async def _world(gateway: GatewayProcess) -> World:
             )
         )["access_token"]
         network = (await call("POST", "/v1/networks", admin, {"name": "fuzz"}))["id"]
+        await call("POST", "/v1/device-types", admin, {"name": "sensor"})  # device type 1
         await call(
             "PUT", "/v1/devices/d1", admin, {"name": "d1", "networkId": network, "deviceTypeId": 1}
         )
