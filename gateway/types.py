@@ -100,15 +100,6 @@ class Topic:
     notifications: bool = True
     commands: bool = False
 
-    def claims(self) -> dict[str, object]:
-        return {
-            "networkIds": None if self.network_ids is None else sorted(self.network_ids),
-            "deviceTypeIds": None if self.device_type_ids is None else sorted(self.device_type_ids),
-            "names": None if self.names is None else sorted(self.names),
-            "notifications": self.notifications,
-            "commands": self.commands,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class Principal:

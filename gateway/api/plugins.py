@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gateway.api.auth import TOKEN_PAIR
 from gateway.api.routing import ROUTES, Call, receipt_headers
+from gateway.auth.tokens import topic_claims
 from gateway.clock import iso
 from gateway.errors import Unauthorized
 from gateway.http import json_response
@@ -127,7 +128,7 @@ async def authenticate_plugin(call: Call) -> web.Response:
         {
             "userId": principal.user_id,
             "pluginId": principal.plugin_id,
-            "topic": principal.topic.claims(),
+            "topic": topic_claims(principal.topic),
             "actions": sorted(action.name for action in principal.actions),
             "networkIds": None if networks is None else sorted(networks),
             "expiration": iso(math.floor(principal.expires_at)),

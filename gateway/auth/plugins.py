@@ -13,7 +13,7 @@ from typing import TypeVar
 from gateway.auth.login import AuthService
 from gateway.auth.minting import MintRequest
 from gateway.auth.revoker import Receipt
-from gateway.auth.tokens import TokenPair, plugin_claim
+from gateway.auth.tokens import TokenPair, plugin_claim, topic_claims
 from gateway.errors import Forbidden, GatewayError, NotFound, Unauthorized, Unprocessable
 from gateway.store.plugins import Plugin, PluginStore
 from gateway.types import Action, Principal, RevocationReason, Topic
@@ -101,7 +101,7 @@ class PluginService:
         )
         if not actions:
             raise Unprocessable("topic: give notifications and/or commands")
-        if len(json.dumps(topic.claims())) > MAX_TOPIC_BYTES:
+        if len(json.dumps(topic_claims(topic))) > MAX_TOPIC_BYTES:
             raise Unprocessable(
                 f"topic: at most {MAX_TOPIC_BYTES} bytes of JSON (it travels in every token)"
             )
@@ -117,7 +117,7 @@ class PluginService:
         sid = self.auth.codec.principal(pair.access.token).sid
         try:
             plugin = await self.store.create(
-                plugin_id, name, description, caller.user_id, topic.claims(), sid
+                plugin_id, name, description, caller.user_id, topic_claims(topic), sid
             )
         except GatewayError:
             await self.auth.revoke_session(sid, reason=RevocationReason.PLUGIN_NOT_REGISTERED)

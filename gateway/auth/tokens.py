@@ -337,8 +337,21 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     )
 
 
+def topic_claims(topic: Topic) -> dict[str, Any]:
+    """A topic as tokens, the plugins table and the authenticate endpoint write it."""
+    listed = (topic.network_ids, topic.device_type_ids, topic.names)
+    network_ids, device_type_ids, names = (None if v is None else sorted(v) for v in listed)
+    return {
+        "networkIds": network_ids,
+        "deviceTypeIds": device_type_ids,
+        "names": names,
+        "notifications": topic.notifications,
+        "commands": topic.commands,
+    }
+
+
 def plugin_claim(plugin_id: int, topic: Topic) -> dict[str, Any]:
-    return {"id": plugin_id, "topic": topic.claims()}
+    return {"id": plugin_id, "topic": topic_claims(topic)}
 
 
 def plugin_of(principal: Principal) -> dict[str, Any] | None:
