@@ -18,19 +18,12 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from gateway import supervise
+from gateway import dhwiring, supervise
 from gateway.api import auth as _auth_routes  # noqa: F401 - registers routes
 from gateway.api import devices as _device_routes  # noqa: F401 - registers routes
-from gateway.api import devicetypes as _device_type_routes  # noqa: F401 - registers routes
-from gateway.api import history as _history_routes  # noqa: F401 - registers routes
 from gateway.api import meta as _meta_routes  # noqa: F401 - registers routes
-from gateway.api import plugins as _plugin_routes  # noqa: F401 - registers routes
 from gateway.api import sessions as _session_routes  # noqa: F401 - registers routes
 from gateway.api import users as _user_routes  # noqa: F401 - registers routes
-from gateway.api.devicehive import catalog as _dialect_catalog  # noqa: F401 - registers
-from gateway.api.devicehive import devices as _dialect_devices  # noqa: F401 - registers
-from gateway.api.devicehive import tokens as _dialect_tokens  # noqa: F401 - registers
-from gateway.api.devicehive.routing import install as install_dialect
 from gateway.api.metrics import (
     METRICS_KEY,
     METRICS_PATH,
@@ -43,7 +36,6 @@ from gateway.api.serverlog import ServerLog
 from gateway.auth.accounts import AccountService
 from gateway.auth.login import AuthService
 from gateway.auth.passwords import Passwords
-from gateway.auth.plugins import PluginService
 from gateway.auth.revocation import RevocationView
 from gateway.auth.revoker import Revoker
 from gateway.auth.throttle import LoginThrottle
@@ -56,10 +48,7 @@ from gateway.bus.memory import MemoryBus
 from gateway.config import ConfigError, Settings, redact
 from gateway.console import install_routes as install_console
 from gateway.devices.access import Access
-from gateway.devices.catalog import CatalogService
 from gateway.devices.devices import Devices
-from gateway.devices.devicetypes import DeviceTypeService
-from gateway.devices.history import HistoryService
 from gateway.devices.messages import Messages
 from gateway.devices.networks import Networks
 from gateway.devices.registry import Registry
@@ -68,15 +57,12 @@ from gateway.metrics import Metrics
 from gateway.realtime import endpoint
 from gateway.realtime.dispatcher import DISPATCHER_KEY, Context, Dispatcher
 from gateway.realtime.hub import Hub
-from gateway.store.catalog import CatalogStore
 from gateway.store.db import Pool, create_pool
 from gateway.store.devices import DeviceStore
-from gateway.store.devicetypes import DeviceTypeStore
 from gateway.store.embedded import EmbeddedPostgres
 from gateway.store.health import DatabaseHealth
 from gateway.store.messages import MessageStore
 from gateway.store.migrations import migrate
-from gateway.store.plugins import PluginStore
 from gateway.store.sessions import RevocationStore, SessionStore
 from gateway.store.users import UserStore
 
@@ -177,7 +163,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[METRICS_KEY] = metrics
     ROUTES.install(app)
-    install_dialect(app)
+    dhwiring.install(app)
     endpoint.install(app)
     install_console(app)
     if settings.metrics and settings.metrics_port is None:
@@ -311,11 +297,9 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
         message_cases = Messages(
             messages=messages, access=access, publish=hub.publish, handover=handover
         )
-        type_store = DeviceTypeStore(pool)
-        device_types = DeviceTypeService(type_store)
-        history = HistoryService(messages, access)
-        app.on_shutdown.append(lambda _app: _close_history(history))
-        catalog = CatalogService(CatalogStore(pool), users, devices, type_store, access)
+        rest_dh, ws_dh = dhwiring.build(
+            app, pool, users, devices, messages, access, auth, message_cases
+        )
         rest = app[REST_KEY] = Rest(
             settings=settings,
             pool=pool,
@@ -328,11 +312,7 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
             networks=networks,
             devices=device_cases,
             sessions=hub,
-            messages=message_cases,
-            device_types=device_types,
-            history=history,
-            catalog=catalog,
-            plugins=PluginService(PluginStore(pool), auth),
+            dh=rest_dh,
         )
         realtime = Context(
             settings=settings,
@@ -344,9 +324,7 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
             devices=device_cases,
             messages=message_cases,
             outage=health.failed,
-            device_types=device_types,
-            history=history,
-            catalog=catalog,
+            dh=ws_dh,
         )
         app[DISPATCHER_KEY] = Dispatcher(realtime, metrics)
         _sample(metrics, pool, bus, hub, messages)
@@ -387,11 +365,6 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
             yield
         finally:
             await supervise.stop(loops)
-
-
-async def _close_history(history: HistoryService) -> None:
-    """Waiting long polls answer at shutdown instead of holding it for their waitTimeout."""
-    history.close()
 
 
 def _maintenance(sessions: SessionStore, revoker: Revoker) -> supervise.Step:

@@ -56,11 +56,25 @@ def action_mask(actions: Iterable[int]) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class Topic:
+    """What a plugin's subscriptions may cover (None: no narrowing), and which kinds."""
+
+    network_ids: frozenset[int] | None = None
+    device_type_ids: frozenset[int] | None = None
+    names: frozenset[str] | None = None
+    notifications: bool = True
+    commands: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Scope:
     """A token's reach: ``None`` means every network (or device) the owner may see."""
 
     network_ids: frozenset[int] | None = None
     device_ids: frozenset[str] | None = None
+    plugin_id: int | None = None
+    """Set for a plugin's token: it may only subscribe, within ``topic``."""
+    topic: Topic | None = None
 
     def allows(self, device_id: str, network_id: int) -> bool:
         return (self.device_ids is None or device_id in self.device_ids) and (
@@ -79,6 +93,8 @@ class Scope:
         return Scope(
             network_ids=_intersect(self.network_ids, other.network_ids),
             device_ids=_intersect(self.device_ids, other.device_ids),
+            plugin_id=self.plugin_id if self.plugin_id is not None else other.plugin_id,
+            topic=self.topic or other.topic,
         )
 
 
@@ -88,17 +104,6 @@ def _intersect(a: frozenset[T] | None, b: frozenset[T] | None) -> frozenset[T] |
     if b is None:
         return a
     return a & b
-
-
-@dataclass(frozen=True, slots=True)
-class Topic:
-    """What a plugin's subscriptions may cover (None: no narrowing), and which kinds."""
-
-    network_ids: frozenset[int] | None = None
-    device_type_ids: frozenset[int] | None = None
-    names: frozenset[str] | None = None
-    notifications: bool = True
-    commands: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +124,6 @@ class Principal:
     parents: tuple[str, ...] = ()
     """The login sessions this token was minted from (outermost first): it dies with any."""
     mask: int = field(default=0, compare=False)
-    plugin_id: int | None = None
-    """Set for a plugin's token: it may only subscribe, within ``topic``."""
-    topic: Topic | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mask", action_mask(self.actions))

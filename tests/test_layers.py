@@ -28,7 +28,7 @@ class Floor:
 
 FLOORS = [
     Floor("faces", frozenset({"gateway.cli", "gateway.__main__", "gateway.admin"}), lateral=True),
-    Floor("wiring", frozenset({"gateway.app"})),
+    Floor("wiring", frozenset({"gateway.app", "gateway.dhwiring"}), lateral=True),
     Floor(
         "edges",
         frozenset({"gateway.api", "gateway.realtime", "gateway.console", "gateway.client"}),

@@ -35,7 +35,7 @@ LISTING = by_name(["id", "name"])
     responses={201: DEVICE_TYPE, 409: None},
 )
 async def create_device_type(call: Call) -> web.Response:
-    created = await call.ctx.device_types.create(
+    created = await call.ctx.dh.device_types.create(
         call.principal, call.body["name"], call.body.get("description")
     )
     return json_response(created.to_json(), status=201)
@@ -51,7 +51,7 @@ async def create_device_type(call: Call) -> web.Response:
     responses={200: Obj({"deviceTypes": Array(DEVICE_TYPE)}, required=["deviceTypes"])},
 )
 async def list_device_types(call: Call) -> web.Response:
-    found = await call.ctx.device_types.find(call.principal, **filters(call.query))
+    found = await call.ctx.dh.device_types.find(call.principal, **filters(call.query))
     return json_response({"deviceTypes": [device_type.to_json() for device_type in found]})
 
 
@@ -65,7 +65,7 @@ async def list_device_types(call: Call) -> web.Response:
     responses={200: DEVICE_TYPE, 404: None},
 )
 async def get_device_type(call: Call) -> web.Response:
-    found = await call.ctx.device_types.get(call.principal, call.params["id"])
+    found = await call.ctx.dh.device_types.get(call.principal, call.params["id"])
     return json_response(found.to_json())
 
 
@@ -80,7 +80,7 @@ async def get_device_type(call: Call) -> web.Response:
     responses={200: DEVICE_TYPE, 404: None, 409: None},
 )
 async def update_device_type(call: Call) -> web.Response:
-    updated = await call.ctx.device_types.update(call.principal, call.params["id"], call.body)
+    updated = await call.ctx.dh.device_types.update(call.principal, call.params["id"], call.body)
     return json_response(updated.to_json())
 
 
@@ -94,5 +94,5 @@ async def update_device_type(call: Call) -> web.Response:
     responses={204: None, 404: None, 409: None},
 )
 async def delete_device_type(call: Call) -> web.Response:
-    await call.ctx.device_types.delete(call.principal, call.params["id"])
+    await call.ctx.dh.device_types.delete(call.principal, call.params["id"])
     return web.Response(status=204)

@@ -134,14 +134,14 @@ def _register(kind: str) -> None:
 
     async def list_items(call: Call) -> web.Response:
         query = query_of(kind, call.query, 100)
-        items = await call.ctx.history.page(call.principal, call.params["id"], query)
+        items = await call.ctx.dh.history.page(call.principal, call.params["id"], query)
         cursor = cursor_of(items[-1]) if items and len(items) == query.limit else None
         return json_response(page_body(key, items, cursor))
 
     async def poll_items(call: Call) -> web.Response:
         query = query_of(kind, call.query, MAX_LIMIT)
         wait = call.query.get("waitTimeout", DEFAULT_WAIT)
-        items = await call.ctx.history.poll(call.principal, call.params["id"], query, wait)
+        items = await call.ctx.dh.history.poll(call.principal, call.params["id"], query, wait)
         cursor = cursor_of(items[-1]) if items else call.query.get("cursor")
         return json_response(page_body(key, items, cursor))
 

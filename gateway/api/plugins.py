@@ -100,7 +100,7 @@ def _topic(body: dict[str, Any]) -> Topic:
     responses={201: CREATED, 409: None, 422: None},
 )
 async def create_plugin(call: Call) -> web.Response:
-    plugin, pair = await call.ctx.plugins.create(
+    plugin, pair = await call.ctx.dh.plugins.create(
         call.principal,
         call.body["name"],
         call.body.get("description"),
@@ -121,14 +121,14 @@ async def create_plugin(call: Call) -> web.Response:
 async def authenticate_plugin(call: Call) -> web.Response:
     if "token" not in call.query:
         raise Unauthorized("Missing token (expected: ?token=<a plugin's access token>)")
-    principal = call.ctx.plugins.authenticate(call.query["token"])
-    assert principal.topic is not None and principal.plugin_id is not None
+    principal = call.ctx.dh.plugins.authenticate(call.query["token"])
+    assert principal.scope.topic is not None and principal.scope.plugin_id is not None
     networks = principal.scope.network_ids
     return json_response(
         {
             "userId": principal.user_id,
-            "pluginId": principal.plugin_id,
-            "topic": topic_claims(principal.topic),
+            "pluginId": principal.scope.plugin_id,
+            "topic": topic_claims(principal.scope.topic),
             "actions": sorted(action.name for action in principal.actions),
             "networkIds": None if networks is None else sorted(networks),
             "expiration": iso(math.floor(principal.expires_at)),
@@ -146,7 +146,7 @@ async def authenticate_plugin(call: Call) -> web.Response:
     responses={200: Obj({"plugins": Array(PLUGIN)}, required=["plugins"])},
 )
 async def list_plugins(call: Call) -> web.Response:
-    found = await call.ctx.plugins.page(
+    found = await call.ctx.dh.plugins.page(
         call.principal, call.query.get("take", MAX_TAKE), call.query.get("skip", 0)
     )
     return json_response({"plugins": [plugin.to_json() for plugin in found]})
@@ -162,5 +162,5 @@ async def list_plugins(call: Call) -> web.Response:
     responses={204: None, 404: None},
 )
 async def delete_plugin(call: Call) -> web.Response:
-    receipt = await call.ctx.plugins.delete(call.principal, call.params["id"])
+    receipt = await call.ctx.dh.plugins.delete(call.principal, call.params["id"])
     return web.Response(status=204, headers=receipt_headers(receipt))

@@ -51,6 +51,17 @@ class LiveSessions(Protocol):
 
 
 @dataclass(slots=True)
+class DeviceHiveRest:
+    """The DeviceHive surface's use cases, as its REST routes and the dialect use them."""
+
+    messages: Messages
+    device_types: DeviceTypeService
+    history: HistoryService
+    catalog: CatalogService
+    plugins: PluginService
+
+
+@dataclass(slots=True)
 class Rest:
     """What REST handlers may use: the use cases and the few parts they read directly."""
 
@@ -65,11 +76,7 @@ class Rest:
     networks: Networks
     devices: Devices
     sessions: LiveSessions
-    messages: Messages
-    device_types: DeviceTypeService
-    history: HistoryService
-    catalog: CatalogService
-    plugins: PluginService
+    dh: DeviceHiveRest
 
 
 REST_KEY: web.AppKey[Rest] = web.AppKey("rest", Rest)

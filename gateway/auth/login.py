@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from gateway.auth.minting import (
     SESSION_ENDED,
@@ -30,7 +30,6 @@ from gateway.auth.tokens import (
     IssuedToken,
     TokenCodec,
     TokenPair,
-    plugin_of,
     principal_from_claims,
 )
 from gateway.errors import Forbidden, NotFound, TokenRevoked, TooManyRequests, Unauthorized
@@ -111,7 +110,6 @@ class AuthService:
         read_at: float,
         expires: float,
         parents: tuple[str, ...] = (),
-        plugin: dict[str, Any] | None = None,
     ) -> IssuedToken:
         """Dated ``read_at``, taken before the rights were read, so a cut-off recorded meanwhile
         covers the token; it expires at ``expires``, counted from when it is issued."""
@@ -125,7 +123,6 @@ class AuthService:
             ttl=expires - read_at,
             now=read_at,
             parents=parents,
-            plugin=plugin,
         )
 
     def _pair(
@@ -139,7 +136,6 @@ class AuthService:
         access_expires: float,
         refresh_expires: float,
         parents: tuple[str, ...] = (),
-        plugin: dict[str, Any] | None = None,
     ) -> TokenPair:
         """Signed but not yet recorded: the caller records the refresh token under its guard."""
         access = self._issue(
@@ -151,7 +147,6 @@ class AuthService:
             read_at=read_at,
             expires=access_expires,
             parents=parents,
-            plugin=plugin,
         )
         refresh = self._issue(
             REFRESH,
@@ -162,7 +157,6 @@ class AuthService:
             read_at=read_at,
             expires=refresh_expires,
             parents=parents,
-            plugin=plugin,
         )
         return TokenPair(access=access, refresh=refresh, user_id=user.id, answered_at=time.time())
 
@@ -252,7 +246,6 @@ class AuthService:
             access_expires=access_expires,
             refresh_expires=refresh_expires,
             parents=principal.parents,
-            plugin=plugin_of(principal),
         )
         guard = Guard(user.id, principal.families, principal.issued_at, principal.jti)
         if not await self.sessions.add_refresh(
@@ -276,7 +269,6 @@ class AuthService:
             read_at=read_at,
             expires=access_lifetime(time.time(), self.lifetimes, principal.expires_at),
             parents=principal.parents,
-            plugin=plugin_of(principal),
         )
         known = await self.sessions.peek_refresh(
             principal.jti, Guard(user.id, principal.families, principal.issued_at, principal.jti)
@@ -335,7 +327,6 @@ class AuthService:
             access_expires=grant.access_expires,
             refresh_expires=grant.family_ends,
             parents=grant.parents,
-            plugin=request.plugin,
         )
         # Nothing may have cut off the caller's token (when minting for themself) or, since the
         # read, the user; nor revoked the caller's token or the families it descends from.

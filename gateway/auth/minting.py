@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from gateway.auth.permissions import ROLES
 from gateway.errors import Forbidden, Unauthorized, Unprocessable
-from gateway.types import Action, Principal, Scope
+from gateway.types import Action, Principal, Scope, Topic
 
 MAX_CHAIN = 4
 """How deep tokens minted from minted tokens may nest (each level carries its parents' ids)."""
@@ -29,8 +28,9 @@ class MintRequest:
     network_ids: frozenset[int] | None = None
     device_ids: frozenset[str] | None = None
     expires_in: float | None = None
-    plugin: dict[str, Any] | None = None
-    """The ``plugin`` claim of a plugin's tokens (``tokens.plugin_claim``)."""
+    plugin_id: int | None = None
+    topic: Topic | None = None
+    """A plugin's tokens: its id and topic (carried in the scope, claim ``plugin``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +160,12 @@ def _scope(
                     "Requested deviceIds exceed what the caller and the user may reach: "
                     + ", ".join(unreachable)
                 )
-    scope = Scope(network_ids=request.network_ids, device_ids=request.device_ids)
+    scope = Scope(
+        network_ids=request.network_ids,
+        device_ids=request.device_ids,
+        plugin_id=request.plugin_id,
+        topic=request.topic,
+    )
     return scope.narrowed_to(caller.scope)
 
 

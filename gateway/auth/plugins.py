@@ -13,7 +13,7 @@ from typing import TypeVar
 from gateway.auth.login import AuthService
 from gateway.auth.minting import MintRequest
 from gateway.auth.revoker import Receipt
-from gateway.auth.tokens import TokenPair, plugin_claim, topic_claims
+from gateway.auth.tokens import TokenPair, topic_claims
 from gateway.errors import Forbidden, GatewayError, NotFound, Unauthorized, Unprocessable
 from gateway.store.plugins import Plugin, PluginStore
 from gateway.types import Action, Principal, RevocationReason, Topic
@@ -43,7 +43,7 @@ def _require(principal: Principal) -> None:
 
 def refuse_plugin(principal: Principal, what: str) -> None:
     """A plugin's token serves its subscriptions only (REST and other actions are refused)."""
-    if principal.topic is not None:
+    if principal.scope.topic is not None:
         raise Forbidden(f"A plugin's token may only subscribe to its topic, not {what}")
 
 
@@ -70,7 +70,7 @@ def topic_filters(
 ) -> tuple[frozenset[int] | None, frozenset[int] | None, frozenset[str] | None]:
     """A subscription's filters within the principal's topic: what it leaves open is the
     topic's; what it asks beyond the topic is refused (403). Unchanged for other tokens."""
-    topic = principal.topic
+    topic = principal.scope.topic
     if topic is None:
         return network_ids, device_type_ids, names
     return (
@@ -111,7 +111,8 @@ class PluginService:
             MintRequest(
                 actions=actions,
                 network_ids=topic.network_ids,
-                plugin=plugin_claim(plugin_id, topic),
+                plugin_id=plugin_id,
+                topic=topic,
             ),
         )
         sid = self.auth.codec.principal(pair.access.token).sid
@@ -138,6 +139,6 @@ class PluginService:
     def authenticate(self, token: str) -> Principal:
         """The principal of a valid plugin access token (seed: plugin/authenticate)."""
         principal = self.auth.authenticate(token)
-        if principal.topic is None:
+        if principal.scope.topic is None:
             raise Unauthorized("Not a plugin's token")
         return principal

@@ -222,7 +222,6 @@ class TokenCodec:
         ttl: float,
         now: float | None = None,
         parents: tuple[str, ...] = (),
-        plugin: dict[str, Any] | None = None,
     ) -> IssuedToken:
         now = time.time() if now is None else now
         # iat keeps milliseconds so that a per-user cut-off taken a moment before a new login
@@ -247,8 +246,8 @@ class TokenCodec:
         }
         if parents:
             payload["fam"] = list(parents)
-        if plugin is not None:
-            payload["plugin"] = plugin
+        if scope.plugin_id is not None and scope.topic is not None:
+            payload["plugin"] = plugin_claim(scope.plugin_id, scope.topic)
         key = self.keys.current
         assert key.signing is not None, "the current key always signs"
         token = jwt.encode(payload, key.signing, algorithm=key.algorithm, headers={"kid": key.kid})
@@ -326,14 +325,14 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         scope=Scope(
             network_ids=_id_list(claims.get("networkIds", [WILDCARD]), int, "networkIds"),
             device_ids=_id_list(claims.get("deviceIds", [WILDCARD]), str, "deviceIds"),
+            plugin_id=plugin_id,
+            topic=topic,
         ),
         jti=str(claims["jti"]),
         sid=claims["sid"],
         issued_at=float(claims["iat"]),
         expires_at=float(claims["exp"]),
         parents=tuple(parents),
-        plugin_id=plugin_id,
-        topic=topic,
     )
 
 
@@ -352,13 +351,6 @@ def topic_claims(topic: Topic) -> dict[str, Any]:
 
 def plugin_claim(plugin_id: int, topic: Topic) -> dict[str, Any]:
     return {"id": plugin_id, "topic": topic_claims(topic)}
-
-
-def plugin_of(principal: Principal) -> dict[str, Any] | None:
-    """The plugin claim a token carries on: a plugin's token stays one when refreshed."""
-    if principal.plugin_id is None or principal.topic is None:
-        return None
-    return plugin_claim(principal.plugin_id, principal.topic)
 
 
 def _plugin(claim: Any) -> tuple[int | None, Topic | None]:

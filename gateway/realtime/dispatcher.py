@@ -47,6 +47,15 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
+class DeviceHiveContext:
+    """The DeviceHive surface's use cases, as its WebSocket actions use them."""
+
+    device_types: DeviceTypeService
+    history: HistoryService
+    catalog: CatalogService
+
+
+@dataclass(slots=True)
 class Context:
     """What WebSocket actions may use: the use cases, the caches and this instance's hub."""
 
@@ -60,9 +69,7 @@ class Context:
     messages: Messages
     outage: Outage
     """True for an error that means the database is down (reply 503), False for a bug."""
-    device_types: DeviceTypeService
-    history: HistoryService
-    catalog: CatalogService
+    dh: DeviceHiveContext
 
 
 After = Callable[[], Awaitable[None]]

@@ -30,19 +30,19 @@ NAMED = Obj(
 
 @route("GET", "/user/current")
 async def dialect_user_current(call: Call) -> web.Response:
-    user, access = await call.ctx.catalog.current_user(call.principal)
+    user, access = await call.ctx.dh.catalog.current_user(call.principal)
     return json_response(user_json(user, access))
 
 
 @route("GET", "/user/{id}", params=ID)
 async def dialect_user_get(call: Call) -> web.Response:
-    user, access = await call.ctx.catalog.user(call.principal, call.params["id"])
+    user, access = await call.ctx.dh.catalog.user(call.principal, call.params["id"])
     return json_response(user_json(user, access))
 
 
 @route("GET", "/user", query=USER_LISTING)
 async def dialect_user_list(call: Call) -> web.Response:
-    found = await call.ctx.catalog.user_list(
+    found = await call.ctx.dh.catalog.user_list(
         call.principal, **{**filters(call.query), **user_filters(call.query)}
     )
     return json_response([user_json(user, access) for user, access in found])
@@ -50,13 +50,13 @@ async def dialect_user_list(call: Call) -> web.Response:
 
 @route("GET", "/network", query=by_name(["id", "name"]))
 async def dialect_network_list(call: Call) -> web.Response:
-    found = await call.ctx.catalog.network_list(call.principal, **filters(call.query))
+    found = await call.ctx.dh.catalog.network_list(call.principal, **filters(call.query))
     return json_response([network.to_json() for network in found])
 
 
 @route("GET", "/network/{id}", params=ID)
 async def dialect_network_get(call: Call) -> web.Response:
-    network, devices = await call.ctx.catalog.network(call.principal, call.params["id"])
+    network, devices = await call.ctx.dh.catalog.network(call.principal, call.params["id"])
     return json_response(network_json(network, devices))
 
 
@@ -71,19 +71,19 @@ async def dialect_network_create(call: Call) -> web.Response:
 
 @route("GET", "/devicetype", query=by_name(["id", "name"]))
 async def dialect_device_type_list(call: Call) -> web.Response:
-    found = await call.ctx.device_types.find(call.principal, **filters(call.query))
+    found = await call.ctx.dh.device_types.find(call.principal, **filters(call.query))
     return json_response([device_type.to_json() for device_type in found])
 
 
 @route("GET", "/devicetype/{id}", params=ID)
 async def dialect_device_type_get(call: Call) -> web.Response:
-    found = await call.ctx.device_types.get(call.principal, call.params["id"])
+    found = await call.ctx.dh.device_types.get(call.principal, call.params["id"])
     return json_response(found.to_json())
 
 
 @route("POST", "/devicetype", body=NAMED)
 async def dialect_device_type_create(call: Call) -> web.Response:
-    created = await call.ctx.device_types.create(
+    created = await call.ctx.dh.device_types.create(
         call.principal, call.body["name"], call.body.get("description")
     )
     return json_response({"id": created.id}, 201)
@@ -95,13 +95,13 @@ VALUE = Obj({"value": Str(max_length=4096)}, required=["value"], additional=True
 
 @route("GET", "/configuration/{name}", params=PROPERTY)
 async def dialect_configuration_get(call: Call) -> web.Response:
-    found = await call.ctx.catalog.get_property(call.principal, call.params["name"])
+    found = await call.ctx.dh.catalog.get_property(call.principal, call.params["name"])
     return json_response(found.to_json())
 
 
 @route("PUT", "/configuration/{name}", params=PROPERTY, body=VALUE)
 async def dialect_configuration_put(call: Call) -> web.Response:
-    saved = await call.ctx.catalog.put_property(
+    saved = await call.ctx.dh.catalog.put_property(
         call.principal, call.params["name"], call.body["value"]
     )
     return json_response(saved.to_json())
@@ -109,5 +109,5 @@ async def dialect_configuration_put(call: Call) -> web.Response:
 
 @route("DELETE", "/configuration/{name}", params=PROPERTY)
 async def dialect_configuration_delete(call: Call) -> web.Response:
-    await call.ctx.catalog.delete_property(call.principal, call.params["name"])
+    await call.ctx.dh.catalog.delete_property(call.principal, call.params["name"])
     return no_content()

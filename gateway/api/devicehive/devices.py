@@ -149,7 +149,7 @@ async def _poll(call: Call, kind: str, device_id: str | None) -> web.Response:
         # the default, as it does for DeviceHive's servers.
         limit=query.get("limit") or 1000,
     )
-    items = await call.ctx.history.poll_reach(
+    items = await call.ctx.dh.history.poll_reach(
         call.principal,
         request,
         query.get("waitTimeout", DEFAULT_POLL_WAIT),
@@ -194,7 +194,7 @@ def _without_device_id(kind: str) -> dict[str, Any]:
 
 
 async def _list(call: Call, kind: str) -> web.Response:
-    items = await call.ctx.history.page(
+    items = await call.ctx.dh.history.page(
         call.principal, call.params["id"], history_query(kind, call.query)
     )
     return json_response([item.to_json() for item in items])
@@ -202,7 +202,7 @@ async def _list(call: Call, kind: str) -> web.Response:
 
 async def _one(call: Call, kind: str) -> web.Response:
     item_id = call.params["itemId"]
-    items = await call.ctx.history.page(
+    items = await call.ctx.dh.history.page(
         call.principal, call.params["id"], Query(kind=kind, item_id=item_id, limit=1)
     )
     if not items:
@@ -246,7 +246,7 @@ async def dialect_notification_get(call: Call) -> web.Response:
 @route("POST", "/device/{id}/notification", params=DEVICE, body=NOTIFICATION_BODY)
 async def dialect_notification_insert(call: Call) -> web.Response:
     body = call.body
-    item = await call.ctx.messages.insert_notification(
+    item = await call.ctx.dh.messages.insert_notification(
         call.principal,
         call.params["id"],
         body["notification"],
@@ -271,7 +271,7 @@ async def dialect_command_insert(call: Call) -> web.Response:
     fields = {key: call.body[key] for key in COMMAND_BODY.properties if key in call.body}
     stamp = fields.get("timestamp")
     fields["timestamp"] = None if stamp is None else item_timestamp(stamp, "timestamp")
-    item = await call.ctx.messages.insert_command(call.principal, call.params["id"], fields)
+    item = await call.ctx.dh.messages.insert_command(call.principal, call.params["id"], fields)
     return json_response(
         {
             "id": item.id,
@@ -286,7 +286,7 @@ async def dialect_command_insert(call: Call) -> web.Response:
 @route("PUT", "/device/{id}/command/{itemId}", params=ITEM, body=UPDATE_BODY)
 async def dialect_command_update(call: Call) -> web.Response:
     fields: dict[str, Any] = {k: call.body[k] for k in ("status", "result") if k in call.body}
-    await call.ctx.messages.update_command(
+    await call.ctx.dh.messages.update_command(
         call.principal, call.params["id"], call.params["itemId"], fields
     )
     return no_content()

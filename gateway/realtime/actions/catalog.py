@@ -21,13 +21,13 @@ ID = Int(minimum=1)
 async def user_get_current(
     ctx: Context, session: Session, request: dict[str, Any]
 ) -> dict[str, Any]:
-    user, access = await ctx.catalog.current_user(principal_of(session))
+    user, access = await ctx.dh.catalog.current_user(principal_of(session))
     return {"current": user_json(user, access)}
 
 
 @action("user/get", {"userId": ID}, ("userId",))
 async def user_get(ctx: Context, session: Session, request: dict[str, Any]) -> dict[str, Any]:
-    user, access = await ctx.catalog.user(principal_of(session), request["userId"])
+    user, access = await ctx.dh.catalog.user(principal_of(session), request["userId"])
     return {"user": user_json(user, access)}
 
 
@@ -42,7 +42,7 @@ USER_LISTING = {
 
 @action("user/list", USER_LISTING)
 async def user_list(ctx: Context, session: Session, request: dict[str, Any]) -> dict[str, Any]:
-    found = await ctx.catalog.user_list(
+    found = await ctx.dh.catalog.user_list(
         principal_of(session), **{**filters(request), **user_filters(request)}
     )
     return {"users": [user_json(user, access) for user, access in found]}
@@ -50,13 +50,13 @@ async def user_list(ctx: Context, session: Session, request: dict[str, Any]) -> 
 
 @action("network/list", by_name(["id", "name"]))
 async def network_list(ctx: Context, session: Session, request: dict[str, Any]) -> dict[str, Any]:
-    found = await ctx.catalog.network_list(principal_of(session), **filters(request))
+    found = await ctx.dh.catalog.network_list(principal_of(session), **filters(request))
     return {"networks": [network.to_json() for network in found]}
 
 
 @action("network/get", {"networkId": ID}, ("networkId",))
 async def network_get(ctx: Context, session: Session, request: dict[str, Any]) -> dict[str, Any]:
-    network, devices = await ctx.catalog.network(principal_of(session), request["networkId"])
+    network, devices = await ctx.dh.catalog.network(principal_of(session), request["networkId"])
     return {"network": network_json(network, devices)}
 
 
@@ -64,13 +64,13 @@ async def network_get(ctx: Context, session: Session, request: dict[str, Any]) -
 async def devicetype_list(
     ctx: Context, session: Session, request: dict[str, Any]
 ) -> dict[str, Any]:
-    found = await ctx.device_types.find(principal_of(session), **filters(request))
+    found = await ctx.dh.device_types.find(principal_of(session), **filters(request))
     return {"deviceTypes": [device_type.to_json() for device_type in found]}
 
 
 @action("devicetype/get", {"deviceTypeId": ID}, ("deviceTypeId",))
 async def devicetype_get(ctx: Context, session: Session, request: dict[str, Any]) -> dict[str, Any]:
-    found = await ctx.device_types.get(principal_of(session), request["deviceTypeId"])
+    found = await ctx.dh.device_types.get(principal_of(session), request["deviceTypeId"])
     return {"deviceType": found.to_json()}
 
 
@@ -94,7 +94,7 @@ PROPERTY_NAME = Str(min_length=1, max_length=128)
 async def configuration_get(
     ctx: Context, session: Session, request: dict[str, Any]
 ) -> dict[str, Any]:
-    found = await ctx.catalog.get_property(principal_of(session), request["name"])
+    found = await ctx.dh.catalog.get_property(principal_of(session), request["name"])
     return {"configuration": found.to_json()}
 
 
@@ -106,13 +106,15 @@ async def configuration_get(
 async def configuration_put(
     ctx: Context, session: Session, request: dict[str, Any]
 ) -> dict[str, Any]:
-    saved = await ctx.catalog.put_property(principal_of(session), request["name"], request["value"])
+    saved = await ctx.dh.catalog.put_property(
+        principal_of(session), request["name"], request["value"]
+    )
     return {"configuration": saved.to_json()}
 
 
 @action("configuration/delete", {"name": PROPERTY_NAME}, ("name",))
 async def configuration_delete(ctx: Context, session: Session, request: dict[str, Any]) -> None:
-    await ctx.catalog.delete_property(principal_of(session), request["name"])
+    await ctx.dh.catalog.delete_property(principal_of(session), request["name"])
 
 
 @action("cluster/info", {})

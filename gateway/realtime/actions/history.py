@@ -18,7 +18,7 @@ from gateway.types import COMMAND, NOTIFICATION
 async def notification_list(
     ctx: Context, session: Session, request: dict[str, Any]
 ) -> dict[str, Any]:
-    items = await ctx.history.page(
+    items = await ctx.dh.history.page(
         principal_of(session), request["deviceId"], history_query(NOTIFICATION, request)
     )
     return {"notifications": [item.to_json() for item in items]}
@@ -26,7 +26,7 @@ async def notification_list(
 
 @action("command/list", history_listing(COMMAND), ("deviceId",))
 async def command_list(ctx: Context, session: Session, request: dict[str, Any]) -> dict[str, Any]:
-    items = await ctx.history.page(
+    items = await ctx.dh.history.page(
         principal_of(session), request["deviceId"], history_query(COMMAND, request)
     )
     return {"commands": [item.to_json() for item in items]}
@@ -35,7 +35,7 @@ async def command_list(ctx: Context, session: Session, request: dict[str, Any]) 
 async def _one(
     ctx: Context, session: Session, device_id: str, kind: str, item_id: int
 ) -> dict[str, Any]:
-    items = await ctx.history.page(
+    items = await ctx.dh.history.page(
         principal_of(session), device_id, Query(kind=kind, item_id=item_id, limit=1)
     )
     if not items:
