@@ -42,7 +42,8 @@ def build(
 ) -> tuple[DeviceHiveRest, DeviceHiveContext]:
     """The surface's use cases for each edge; waiting long polls answer at shutdown."""
     type_store = DeviceTypeStore(pool)
-    device_types = DeviceTypeService(type_store)
+    access.registry.types = type_store  # clients' device type access, checked with the rest
+    device_types = DeviceTypeService(type_store, auth.revoker.control)
     history = HistoryService(messages, access)
     catalog = CatalogService(CatalogStore(pool), users, devices, type_store, access)
     app.on_shutdown.append(lambda _app: _close(history))

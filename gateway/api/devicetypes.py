@@ -7,7 +7,8 @@ from aiohttp import web
 from gateway.api.routing import ROUTES, Call
 from gateway.http import json_response
 from gateway.listing import by_name, filters
-from gateway.schema import Array, Int, Obj, Str
+from gateway.schema import Array, Bool, Int, Obj, Str
+from gateway.store.devicetypes import TypeAccess
 from gateway.types import Action
 
 DEVICE_TYPE = Obj(
@@ -96,3 +97,55 @@ async def update_device_type(call: Call) -> web.Response:
 async def delete_device_type(call: Call) -> web.Response:
     await call.ctx.dh.device_types.delete(call.principal, call.params["id"])
     return web.Response(status=204)
+
+
+TYPE_ACCESS = Obj(
+    {"allDeviceTypesAvailable": Bool(), "deviceTypeIds": Array(Int(), max_items=1000)},
+    required=["allDeviceTypesAvailable", "deviceTypeIds"],
+)
+NEW_TYPE_ACCESS = Obj(
+    {
+        "allDeviceTypesAvailable": Bool(),
+        "deviceTypeIds": Array(Int(minimum=1), max_items=1000),
+    },
+    required=["allDeviceTypesAvailable"],
+    description="deviceTypeIds: the device types reachable when not all are (kept either way)",
+)
+USER_ID = {"id": Int(minimum=1)}
+
+
+def _access_json(access: TypeAccess) -> dict[str, object]:
+    return {"allDeviceTypesAvailable": access.all, "deviceTypeIds": sorted(access.ids)}
+
+
+@ROUTES.route(
+    "GET",
+    "/v1/users/{id}/device-types",
+    summary="The user's device type access (ManageUser, or one's own)",
+    tag="device types",
+    params=USER_ID,
+    responses={200: TYPE_ACCESS, 403: None, 404: None},
+)
+async def get_device_type_access(call: Call) -> web.Response:
+    access = await call.ctx.dh.device_types.access_of(call.principal, call.params["id"])
+    return json_response(_access_json(access))
+
+
+@ROUTES.route(
+    "PUT",
+    "/v1/users/{id}/device-types",
+    summary="Set which device types a client user reaches (applies to live sessions at once)",
+    tag="device types",
+    params=USER_ID,
+    body=NEW_TYPE_ACCESS,
+    permission=Action.ManageUser,
+    responses={200: TYPE_ACCESS, 404: None, 422: None},
+)
+async def set_device_type_access(call: Call) -> web.Response:
+    access = await call.ctx.dh.device_types.set_access(
+        call.principal,
+        call.params["id"],
+        call.body["allDeviceTypesAvailable"],
+        call.body.get("deviceTypeIds", []),
+    )
+    return json_response(_access_json(access))

@@ -25,6 +25,7 @@ DEVICE_DELETED = "device.deleted"
 NETWORK_CREATED = "network.created"
 NETWORK_DELETED = "network.deleted"
 MEMBERSHIP = "membership"
+TYPE_ACCESS = "device_types.access"
 
 EventHandler = Callable[[dict[str, Any]], None]
 

@@ -30,8 +30,15 @@ class Access:
     def check_device(
         self, principal: Principal, device: Device, memberships: frozenset[int]
     ) -> None:
-        if not principal.may_reach(device.id, device.network_id, memberships):
+        if not principal.may_reach(device.id, device.network_id, memberships) or not (
+            principal.is_admin
+            or self.registry.type_allowed(principal.user_id, device.device_type_id)
+        ):
             raise Forbidden(f"Device {device.id} is outside the token's scope")
+
+    def type_limits(self, principal: Principal) -> frozenset[int] | None:
+        """The device types a client may reach, when not all (after ``memberships``)."""
+        return None if principal.is_admin else self.registry.type_limits(principal.user_id)
 
     async def device_for(self, principal: Principal, device_id: str, action: Action) -> Device:
         """The device, when the principal holds ``action`` and reaches it; else 403/404."""

@@ -99,7 +99,15 @@ class CatalogService:
             return network, []
         devices = await self.devices.devices([network_id], limit=10_000)
         allowed = principal.scope.device_ids
-        return network, [d for d in devices if allowed is None or d.id in allowed]
+        limits = None
+        if not principal.is_admin:
+            limits = (await self.device_types.limits_of([principal.user_id])).get(principal.user_id)
+        return network, [
+            d
+            for d in devices
+            if (allowed is None or d.id in allowed)
+            and (limits is None or d.device_type_id is None or d.device_type_id in limits)
+        ]
 
     # -- configuration ---------------------------------------------------------------------
 

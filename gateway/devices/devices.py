@@ -37,6 +37,9 @@ class Devices:
         found = await self.devices.devices(visible, limit, after)
         if principal.scope.device_ids is not None:
             found = [device for device in found if device.id in principal.scope.device_ids]
+        limits = self.access.type_limits(principal)
+        if limits is not None:
+            found = [d for d in found if d.device_type_id is None or d.device_type_id in limits]
         return found
 
     async def save_device(
@@ -65,6 +68,11 @@ class Devices:
         )
         if not principal.may_reach(device.id, device.network_id, memberships):
             raise Forbidden(f"Network {device.network_id} is outside the token's scope")
+        limits = self.access.type_limits(principal)
+        if limits is not None and device.device_type_id not in (None, *limits):
+            raise Forbidden(
+                f"Device type {device.device_type_id} is outside the user's device types"
+            )
         saved, _ = await self.devices.save_device(device)
         self.control.publish(DEVICE_SAVED, device=saved.to_json())
         return saved, existing is None

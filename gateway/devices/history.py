@@ -35,6 +35,9 @@ class DeviceAccess(Protocol):
     async def visible_networks(self, principal: Principal) -> frozenset[int] | None:
         """The networks a principal may see (None: all)."""
 
+    def type_limits(self, principal: Principal) -> frozenset[int] | None:
+        """The device types a client may reach, when not all."""
+
 
 class HistoryService:
     def __init__(self, messages: MessageStore, devices: DeviceAccess) -> None:
@@ -97,6 +100,7 @@ class HistoryService:
             self.from_now(query),
             network_ids=network_ids if network_ids is not None else visible,
             device_ids=principal.scope.device_ids,
+            open_types=self.devices.type_limits(principal),
         )
         return await self.wait_for(reach, min(max(wait, 0.0), MAX_WAIT))
 

@@ -17,9 +17,11 @@ from gateway.bus.control import (
     MEMBERSHIP,
     NETWORK_CREATED,
     NETWORK_DELETED,
+    TYPE_ACCESS,
     Control,
 )
 from gateway.store.devices import DeviceStore
+from gateway.store.devicetypes import DeviceTypeStore
 from gateway.store.users import UserStore
 from gateway.types import Device
 
@@ -44,11 +46,16 @@ class Registry:
         self._listeners: list[Listener] = []
         self._since_reload: list[tuple[Apply, dict[str, Any]]] | None = None
         self._reloading = asyncio.Lock()
+        self.types: DeviceTypeStore | None = None
+        """Set when device type access is enforced (the wiring sets it)."""
+        self._type_limits: dict[int, frozenset[int]] = {}
+        """Users held here who reach only some device types (the others reach every one)."""
         control.on(DEVICE_SAVED, self._on(DEVICE_SAVED, self._apply_device_saved))
         control.on(DEVICE_DELETED, self._on(DEVICE_DELETED, self._apply_device_deleted))
         control.on(NETWORK_CREATED, self._on(NETWORK_CREATED, self._apply_network_created))
         control.on(NETWORK_DELETED, self._on(NETWORK_DELETED, self._apply_network_deleted))
         control.on(MEMBERSHIP, self._on(MEMBERSHIP, self._apply_membership))
+        control.on(TYPE_ACCESS, self._on(TYPE_ACCESS, self._apply_type_access))
         control.bus.on_resync(self.resync)
 
     def listen(self, listener: Listener) -> None:
@@ -80,6 +87,7 @@ class Registry:
             networks = {network.id for network in await self.store.networks()}
             users = list(self._memberships)
             memberships = await self.users.memberships_of(users) if users else {}
+            limits = await self.types.limits_of(users) if self.types and users else {}
             device_ids = list(self._devices)
             devices = await self.store.devices_by_id(device_ids) if device_ids else {}
         finally:
@@ -87,6 +95,8 @@ class Registry:
         before = (set(self.network_ids), dict(self._memberships))
         self.network_ids = networks
         self._memberships.update(memberships)
+        for user_id, limit in limits.items():
+            self._apply_type_access({"user_id": user_id, "deviceTypeIds": limit})
         fetched_meanwhile = {
             device_id: device
             for device_id, device in self._devices.items()
@@ -118,7 +128,22 @@ class Registry:
         """None when this user's memberships were never loaded here (empty is a real answer)."""
         return self._memberships.get(user_id)
 
+    def type_allowed(self, user_id: int, device_type_id: int | None) -> bool:
+        """Whether the user's device type access reaches a device of this type (untyped
+        devices are open to all): one dict look-up."""
+        limits = self._type_limits.get(user_id)
+        return limits is None or device_type_id is None or device_type_id in limits
+
+    def type_limits(self, user_id: int) -> frozenset[int] | None:
+        return self._type_limits.get(user_id)
+
     async def load_memberships(self, user_id: int) -> frozenset[int]:
+        if self.types is not None:
+            for held, limit in (await self.types.limits_of([user_id])).items():
+                access = {"user_id": held, "deviceTypeIds": limit}
+                self._apply_type_access(access)
+                if self._since_reload is not None:
+                    self._since_reload.append((self._apply_type_access, access))
         networks = await self.users.network_ids(user_id)
         event = {"user_id": user_id, "network_ids": sorted(networks)}
         self._apply_membership(event)
@@ -158,6 +183,13 @@ class Registry:
         for user_id, networks in list(self._memberships.items()):
             if network_id in networks:
                 self._memberships[user_id] = networks - {network_id}
+
+    def _apply_type_access(self, event: dict[str, Any]) -> None:
+        ids = event.get("deviceTypeIds")
+        if ids is None:
+            self._type_limits.pop(int(event["user_id"]), None)
+        else:
+            self._type_limits[int(event["user_id"])] = frozenset(ids)
 
     def _apply_membership(self, event: dict[str, Any]) -> None:
         user_id = int(event["user_id"])

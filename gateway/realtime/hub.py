@@ -347,6 +347,7 @@ class Hub:
         (prefix, middle), needed, wanted_kind = _KINDS[kind]
         is_update = kind == b"u"
         memberships = self.registry.memberships
+        type_allowed = self.registry.type_allowed
         is_revoked = self.view.is_revoked
         verdicts: dict[str, bool] = {}
         sent = 0
@@ -366,6 +367,7 @@ class Hub:
                 allowed = verdicts[principal.jti] = bool(
                     principal.mask >> needed & 1
                     and principal.may_reach(device_id, network_id, memberships(principal.user_id))
+                    and (principal.is_admin or type_allowed(principal.user_id, device_type_id))
                     and not is_revoked(principal)
                 )
             if not allowed:

@@ -23,6 +23,11 @@ _REPLAY_STALL = 10.0
 is then closed as a slow consumer if its queue overflows)."""
 
 Memberships = Callable[[int], frozenset[int]]
+TypeAllowed = Callable[[int, int | None], bool]
+
+
+def _any_type(user_id: int, device_type_id: int | None) -> bool:
+    return True
 
 
 async def _send_paced(session: Session, data: bytes) -> None:
@@ -39,11 +44,13 @@ def _may_see(
     principal: Principal | None,
     memberships: Memberships,
     item: Notification | Command,
+    type_allowed: TypeAllowed = _any_type,
 ) -> bool:
     """Checked per item: the token may expire and memberships change during a replay."""
     return principal is not None and (
         subscription.wants(item.network_id, item.device_type_id, item.name)
         and principal.may_reach(item.device_id, item.network_id, memberships(principal.user_id))
+        and (principal.is_admin or type_allowed(principal.user_id, item.device_type_id))
     )
 
 
@@ -68,7 +75,7 @@ def replayer(
             raise
 
         async def stream() -> None:
-            await replay(subscription, items, ctx.registry.memberships)
+            await replay(subscription, items, ctx.registry.memberships, ctx.registry.type_allowed)
 
         return Reply({"subscriptionId": subscription.id}, stream)
 
@@ -79,6 +86,7 @@ async def replay(
     subscription: Subscription,
     items: list[Notification | Command],
     memberships: Memberships,
+    type_allowed: TypeAllowed = _any_type,
 ) -> None:
     """Send ``items`` (read after the subscription went live), then the held-back pushes."""
     session = subscription.session
@@ -96,7 +104,7 @@ async def replay(
         for item in items:
             if not active():
                 return
-            if not _may_see(subscription, session.live_principal, memberships, item):
+            if not _may_see(subscription, session.live_principal, memberships, item, type_allowed):
                 continue
             sent.add(item.id)
             frame = push(action, subscription.id_bytes, key, orjson.dumps(item.to_json()))

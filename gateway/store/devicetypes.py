@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from gateway.errors import Conflict, NotFound
+from gateway.errors import Conflict, NotFound, Unprocessable
 from gateway.store.db import Pool
 
 SORT_COLUMNS = {"id": "id", "name": "lower(name)"}
@@ -133,23 +133,41 @@ class DeviceTypeStore:
             return None
         return TypeAccess(all=row["all_types"], ids=frozenset(row["ids"]))
 
-    async def set_all(self, user_id: int, available: bool) -> bool:
-        result = await self.pool.execute(
-            "UPDATE users SET all_device_types_available = $2 WHERE id = $1", user_id, available
+    async def limits_of(self, user_ids: Iterable[int]) -> dict[int, frozenset[int] | None]:
+        """Per user: None when every device type is open to them, else the ones that are."""
+        rows = await self.pool.fetch(
+            """SELECT u.id, u.all_device_types_available AS all_types,
+                      array(SELECT device_type_id FROM user_device_types t
+                            WHERE t.user_id = u.id) AS ids
+               FROM users u WHERE u.id = any($1::bigint[])""",
+            list(user_ids),
         )
-        return bool(result != "UPDATE 0")
+        return {row["id"]: None if row["all_types"] else frozenset(row["ids"]) for row in rows}
 
-    async def grant(self, user_id: int, device_type_id: int) -> None:
-        await self.pool.execute(
-            "INSERT INTO user_device_types VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            user_id,
-            device_type_id,
-        )
-
-    async def revoke(self, user_id: int, device_type_id: int) -> bool:
-        result = await self.pool.execute(
-            "DELETE FROM user_device_types WHERE user_id = $1 AND device_type_id = $2",
-            user_id,
-            device_type_id,
-        )
-        return bool(result != "DELETE 0")
+    async def set_access(
+        self, user_id: int, all_types: bool, device_type_ids: Iterable[int]
+    ) -> TypeAccess | None:
+        """Replace a user's device type access; None when there is no such user."""
+        wanted = sorted(set(device_type_ids))
+        async with self.pool.acquire() as conn, conn.transaction():
+            updated = await conn.execute(
+                "UPDATE users SET all_device_types_available = $2 WHERE id = $1",
+                user_id,
+                all_types,
+            )
+            if updated == "UPDATE 0":
+                return None
+            await conn.execute("DELETE FROM user_device_types WHERE user_id = $1", user_id)
+            if wanted:
+                known = await conn.fetch(
+                    "SELECT id FROM device_types WHERE id = any($1::bigint[])", wanted
+                )
+                if missing := sorted(set(wanted) - {row["id"] for row in known}):
+                    raise Unprocessable(
+                        "deviceTypeIds: no such device type: " + ", ".join(map(str, missing))
+                    )
+                await conn.executemany(
+                    "INSERT INTO user_device_types (user_id, device_type_id) VALUES ($1, $2)",
+                    [(user_id, device_type_id) for device_type_id in wanted],
+                )
+        return TypeAccess(all=all_types, ids=frozenset(wanted))

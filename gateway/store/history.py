@@ -67,6 +67,8 @@ class Query:
     sort: str = "timestamp"
     descending: bool = False
     updated: bool = False
+    open_types: frozenset[int] | None = None
+    """Only devices of these types, or untyped (a client's device type access)."""
     """Commands changed after they were inserted, by ``lastUpdated`` (since, until, after and
     the order then apply to it)."""
     limit: int = 100
@@ -82,6 +84,11 @@ class Query:
                 return False
         return (
             (self.item_id is None or item.id == self.item_id)
+            and (
+                self.open_types is None
+                or item.device_type_id is None
+                or item.device_type_id in self.open_types
+            )
             and (self.device_ids is None or item.device_id in self.device_ids)
             and (self.network_ids is None or item.network_id in self.network_ids)
             and (self.device_type_ids is None or item.device_type_id in self.device_type_ids)
@@ -122,8 +129,10 @@ async def find(messages: MessageStore, query: Query) -> list[Item]:
               AND ($6::timestamptz IS NULL OR {stamp} <= $6)
               AND ($7::timestamptz IS NULL OR ({stamp}, id) {compare} ($7, $8::bigint))
               AND ($10::bigint IS NULL OR id = $10)
+              AND ($11::bigint[] IS NULL OR device_type_id IS NULL
+                   OR device_type_id = any($11::bigint[]))
               {'AND last_updated > "timestamp"' if query.updated else ""}
-              {"AND status IS NOT DISTINCT FROM $11" if query.status is not None else ""}
+              {"AND status IS NOT DISTINCT FROM $12" if query.status is not None else ""}
             ORDER BY {order} LIMIT $9""",  # noqa: S608 - fixed identifiers
         _list(query.device_ids),
         _list(query.network_ids),
@@ -135,6 +144,7 @@ async def find(messages: MessageStore, query: Query) -> list[Item]:
         after_id,
         window,
         query.item_id,
+        _list(query.open_types),
         *((query.status,) if query.status is not None else ()),
     )
     by_id: dict[int, Item] = {row["id"]: make(row) for row in rows}
