@@ -54,6 +54,12 @@ INVALID_CREDENTIALS = "Invalid email or password"
 RACED = "The account changed or was revoked during login; log in again"
 
 
+def _guard(user: User, presented: Principal) -> Guard:
+    """A token made from ``presented`` is recorded only if nothing that covers it was recorded."""
+    devices = presented.scope.device_ids or frozenset()
+    return Guard(user.id, presented.families, presented.issued_at, presented.jti, devices)
+
+
 def _holder(user: User) -> Holder:
     return Holder(user.role, frozenset(user.network_ids))
 
@@ -247,7 +253,7 @@ class AuthService:
             refresh_expires=refresh_expires,
             parents=principal.parents,
         )
-        guard = Guard(user.id, principal.families, principal.issued_at, principal.jti)
+        guard = _guard(user, principal)
         if not await self.sessions.add_refresh(
             pair.refresh.jti, principal.sid, pair.refresh.expires_at, guard
         ):
@@ -270,9 +276,7 @@ class AuthService:
             expires=access_lifetime(time.time(), self.lifetimes, principal.expires_at),
             parents=principal.parents,
         )
-        known = await self.sessions.peek_refresh(
-            principal.jti, Guard(user.id, principal.families, principal.issued_at, principal.jti)
-        )
+        known = await self.sessions.peek_refresh(principal.jti, _guard(user, principal))
         if known.state is Consumed.REUSED:
             await self._reused(user, principal)
         if known.state is Consumed.UNKNOWN:
@@ -336,7 +340,13 @@ class AuthService:
             target.id,
             ends=grant.family_ends,
             parent=caller.sid if tied else None,
-            guard=Guard(target.id, grant.parents, since, caller.jti),
+            guard=Guard(
+                target.id,
+                grant.parents,
+                since,
+                caller.jti,
+                caller.scope.device_ids or frozenset(),
+            ),
         )
         if ends is None or ends < pair.refresh.expires_at:
             raise Unauthorized(SESSION_ENDED) if tied else TokenRevoked()

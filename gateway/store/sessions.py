@@ -22,9 +22,9 @@ class Consumed(enum.Enum):
 class Guard:
     """What must not have been revoked for a new token to be recorded: its family chain (``sid``
     revocations), its user (a cut-off after ``since``: the presented token's ``iat``, or the read
-    of a login) and the presented token. Checked in the same statement that records the new
-    token, so a revocation recorded while the password was hashed, or on another instance whose
-    message has not arrived, is never missed."""
+    of a login) and the presented token (its ``jti``, its devices). Checked in the statement that
+    records the new token, so a revocation recorded while the password was hashed, or on another
+    instance whose message has not arrived, is never missed."""
 
     user_id: int
     chain: tuple[str, ...]
@@ -32,6 +32,8 @@ class Guard:
     jti: str | None = None
     """The presented token, when one is: revoked by its ``jti`` on another instance, it may not
     yet be in this instance's view."""
+    devices: frozenset[str] = frozenset()
+    """The presented token's device list: a device revocation after ``since`` covers it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,9 @@ class SessionStore:
                   AND u.role = $4 AND NOT EXISTS (SELECT 1 FROM revocations r
                       WHERE (r.kind = 'sid' AND r.subject = ANY($5::text[]))
                          OR (r.kind = 'user' AND r.subject = $6::text AND r.revoked_at > $7)
-                         OR (r.kind = 'jti' AND r.subject = $8::text))
+                         OR (r.kind = 'jti' AND r.subject = $8::text)
+                         OR (r.kind = 'device' AND r.subject = ANY($9::text[])
+                             AND r.revoked_at > $7))
                 RETURNING 1""",
             uuid.UUID(sid),
             user_id,
@@ -85,6 +89,7 @@ class SessionStore:
             str(user_id),
             at(since),
             None,
+            [],
         )
         return bool(opened)
 
@@ -123,7 +128,9 @@ class SessionStore:
                   AND NOT EXISTS (SELECT 1 FROM revocations r
                       WHERE (r.kind = 'sid' AND r.subject = ANY($5::text[]))
                          OR (r.kind = 'user' AND r.subject = $6::text AND r.revoked_at > $7)
-                         OR (r.kind = 'jti' AND r.subject = $8::text))
+                         OR (r.kind = 'jti' AND r.subject = $8::text)
+                         OR (r.kind = 'device' AND r.subject = ANY($9::text[])
+                             AND r.revoked_at > $7))
                 RETURNING expires_at""",
             uuid.UUID(sid),
             user_id,
@@ -133,6 +140,7 @@ class SessionStore:
             str(guard.user_id),
             at(guard.since),
             guard.jti,
+            list(guard.devices),
         )
         return _epoch(value)
 
@@ -154,7 +162,9 @@ class SessionStore:
                 SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM revocations r
                       WHERE (r.kind = 'sid' AND r.subject = ANY($4::text[]))
                          OR (r.kind = 'user' AND r.subject = $5::text AND r.revoked_at > $6)
-                         OR (r.kind = 'jti' AND r.subject = $7::text))
+                         OR (r.kind = 'jti' AND r.subject = $7::text)
+                         OR (r.kind = 'device' AND r.subject = ANY($8::text[])
+                             AND r.revoked_at > $6))
                 RETURNING 1""",
             uuid.UUID(jti),
             uuid.UUID(sid),
@@ -163,6 +173,7 @@ class SessionStore:
             str(guard.user_id),
             at(guard.since),
             guard.jti,
+            list(guard.devices),
         )
         return bool(added)
 
@@ -196,13 +207,16 @@ class SessionStore:
                           WHERE (r.kind = 'sid' AND r.subject = ANY($2::text[]))
                              OR (r.kind = 'user' AND r.subject = $3::text
                                  AND r.revoked_at > $4)
-                             OR (r.kind = 'jti' AND r.subject = $5::text)) AS live
+                             OR (r.kind = 'jti' AND r.subject = $5::text)
+                         OR (r.kind = 'device' AND r.subject = ANY($6::text[])
+                             AND r.revoked_at > $4)) AS live
                 FROM refresh_tokens rt WHERE rt.jti = $1""",
             key,
             list(guard.chain),
             str(guard.user_id),
             at(guard.since),
             guard.jti,
+            list(guard.devices),
         )
         if row is None:
             return Refresh(Consumed.UNKNOWN)

@@ -174,3 +174,28 @@ async def test_an_instance_that_has_not_heard_of_a_revocation_mints_nothing_from
         "/v1/auth/token/create", json={}, headers=bearer(cut_off["access_token"])
     )
     await expect_error(minted, 401, "Your login session has ended; log in again")
+
+
+async def test_a_device_revocation_not_yet_heard_of_still_stops_a_refresh(
+    make_client: AppFactory,
+) -> None:
+    stale = await make_client(reconcile_interval=3600.0)
+    other = await make_client(reconcile_interval=3600.0)
+    admin = (await login(stale, ADMIN_EMAIL, ADMIN_PASSWORD))["access_token"]
+    minted = await stale.post(
+        "/v1/auth/token/create", json={"deviceIds": ["dev-x"]}, headers=bearer(admin)
+    )
+    pair = await expect_json(minted, 201)
+    other_admin = (await login(other, ADMIN_EMAIL, ADMIN_PASSWORD))["access_token"]
+    revoked = await other.post(
+        "/v1/auth/revoke", json={"device_id": "dev-x"}, headers=bearer(other_admin)
+    )
+    await expect_json(revoked, 200)
+    assert await me_status(stale, pair["access_token"]) == 200, "the view is stale"
+
+    socket = await connect(stale)
+    await socket.fails("token/refresh", 401, "Token revoked", refreshToken=pair["refresh_token"])
+    rotated = await stale.post(
+        "/v1/auth/token/refresh", json={"refresh_token": pair["refresh_token"]}
+    )
+    await expect_error(rotated, 401, "Token revoked")
