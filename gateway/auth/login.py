@@ -54,16 +54,6 @@ INVALID_CREDENTIALS = "Invalid email or password"
 RACED = "The account changed or was revoked during login; log in again"
 
 
-def _guard(user: User, presented: Principal) -> Guard:
-    """A token made from ``presented`` is recorded only if nothing that covers it was recorded."""
-    devices = presented.scope.device_ids or frozenset()
-    return Guard(user.id, presented.families, presented.issued_at, presented.jti, devices)
-
-
-def _holder(user: User) -> Holder:
-    return Holder(user.role, frozenset(user.network_ids))
-
-
 class AuthService:
     def __init__(
         self,
@@ -139,11 +129,13 @@ class AuthService:
         *,
         sid: str,
         read_at: float,
+        now: float,
         access_expires: float,
         refresh_expires: float,
         parents: tuple[str, ...] = (),
     ) -> TokenPair:
-        """Signed but not yet recorded: the caller records the refresh token under its guard."""
+        """Signed but not yet recorded: the caller records the refresh token under its guard.
+        ``now`` is when the expiries were counted from (what ``expires_in`` reports)."""
         access = self._issue(
             ACCESS,
             user,
@@ -164,7 +156,7 @@ class AuthService:
             expires=refresh_expires,
             parents=parents,
         )
-        return TokenPair(access=access, refresh=refresh, user_id=user.id, answered_at=time.time())
+        return TokenPair(access=access, refresh=refresh, user_id=user.id, answered_at=now)
 
     async def login(self, name: str, password: str, address: str) -> TokenPair:
         account = name.strip().lower()
@@ -198,6 +190,7 @@ class AuthService:
             Scope(),
             sid=sid,
             read_at=read_at,
+            now=now,
             access_expires=now + lifetimes.access_ttl,
             refresh_expires=now + lifetimes.refresh_ttl,
         )
@@ -239,9 +232,10 @@ class AuthService:
             await self._reused(user, principal)
         if consumed.state is Consumed.UNKNOWN:
             raise Unauthorized("Invalid token")
-        actions, scope = refreshed_rights(principal, _holder(user))
+        actions, scope = refreshed_rights(principal, Holder.of(user))
+        now = time.time()
         access_expires, refresh_expires = rotated_lifetimes(
-            time.time(), self.lifetimes, consumed.family_ends
+            now, self.lifetimes, consumed.family_ends
         )
         pair = self._pair(
             user,
@@ -249,11 +243,12 @@ class AuthService:
             scope,
             sid=principal.sid,
             read_at=read_at,
+            now=now,
             access_expires=access_expires,
             refresh_expires=refresh_expires,
             parents=principal.parents,
         )
-        guard = _guard(user, principal)
+        guard = Guard.presented(user.id, principal)
         if not await self.sessions.add_refresh(
             pair.refresh.jti, principal.sid, pair.refresh.expires_at, guard
         ):
@@ -265,7 +260,7 @@ class AuthService:
         token is its family's current one; a rotated one is reuse, as over REST."""
         read_at = time.time()
         user, principal = await self._user_of_refresh(token)
-        actions, scope = refreshed_rights(principal, _holder(user))
+        actions, scope = refreshed_rights(principal, Holder.of(user))
         access = self._issue(
             ACCESS,
             user,
@@ -276,7 +271,7 @@ class AuthService:
             expires=access_lifetime(time.time(), self.lifetimes, principal.expires_at),
             parents=principal.parents,
         )
-        known = await self.sessions.peek_refresh(principal.jti, _guard(user, principal))
+        known = await self.sessions.peek_refresh(principal.jti, Guard.presented(user.id, principal))
         if known.state is Consumed.REUSED:
             await self._reused(user, principal)
         if known.state is Consumed.UNKNOWN:
@@ -304,13 +299,14 @@ class AuthService:
         )
         if caller_user is None or not caller_user.active:
             raise TokenRevoked()
-        caller_holder, target_holder = _holder(caller_user), _holder(target)
+        caller_holder, target_holder = Holder.of(caller_user), Holder.of(target)
         tied = is_tied(caller, caller_holder)
         located: dict[str, int] = {}
         if request.device_ids is not None and needs_locations(
             caller_holder, target_holder, request
         ):
             located = await self.devices.networks_of(request.device_ids)
+        now = time.time()
         grant = mint_grant(
             caller,
             caller_holder,
@@ -318,7 +314,7 @@ class AuthService:
             request,
             located=located,
             caller_family_ends=await self.sessions.family_ends(caller.sid) if tied else None,
-            now=time.time(),
+            now=now,
             lifetimes=self.lifetimes,
         )
         sid = str(uuid.uuid4())
@@ -328,6 +324,7 @@ class AuthService:
             grant.scope,
             sid=sid,
             read_at=read_at,
+            now=now,
             access_expires=grant.access_expires,
             refresh_expires=grant.family_ends,
             parents=grant.parents,
@@ -356,21 +353,26 @@ class AuthService:
     # -- revoking --------------------------------------------------------------------------
 
     def _revocation(
-        self, kind: RevocationKind, subject: str, reason: RevocationReason, expires_at: float
+        self,
+        kind: RevocationKind,
+        subject: str,
+        reason: RevocationReason,
+        expires_at: float | None = None,
     ) -> Revocation:
+        """Kept until ``expires_at``: by default as long as anything it covers may be valid."""
+        now = time.time()
         return Revocation(
             kind=kind,
             subject=subject,
             reason=str(reason),
-            revoked_at=time.time(),
-            expires_at=expires_at,
+            revoked_at=now,
+            expires_at=now + self.horizon if expires_at is None else expires_at,
         )
 
     async def revoke_session(
         self, sid: str, *, reason: RevocationReason, jti: str | None = None, exp: float = 0
     ) -> Receipt:
-        horizon = time.time() + self.horizon
-        revocations = [self._revocation("sid", sid, reason, horizon)]
+        revocations = [self._revocation("sid", sid, reason)]
         if jti is not None:
             revocations.append(self._revocation("jti", jti, reason, exp))
         receipt = await self.revoker.revoke(*revocations)
@@ -401,9 +403,7 @@ class AuthService:
         return receipt
 
     async def revoke_token(self, jti: str, reason: RevocationReason) -> Receipt:
-        horizon = time.time() + self.horizon
-        return await self.revoker.revoke(self._revocation("jti", jti, reason, horizon))
+        return await self.revoker.revoke(self._revocation("jti", jti, reason))
 
     async def revoke_device(self, device_id: str, reason: RevocationReason) -> Receipt:
-        horizon = time.time() + self.horizon
-        return await self.revoker.revoke(self._revocation("device", device_id, reason, horizon))
+        return await self.revoker.revoke(self._revocation("device", device_id, reason))

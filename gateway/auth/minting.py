@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from gateway.auth.permissions import ROLES
 from gateway.errors import Forbidden, Unauthorized, Unprocessable
-from gateway.types import Action, Principal, Scope, Topic
+from gateway.types import Action, Principal, Scope, Topic, User
 
 MAX_CHAIN = 4
 """How deep tokens minted from minted tokens may nest (each level carries its parents' ids)."""
@@ -39,6 +39,10 @@ class Holder:
 
     role: str
     network_ids: frozenset[int]
+
+    @classmethod
+    def of(cls, user: User) -> Holder:
+        return cls(user.role, frozenset(user.network_ids))
 
     @property
     def is_admin(self) -> bool:

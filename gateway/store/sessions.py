@@ -9,7 +9,7 @@ from datetime import datetime
 
 from gateway.clock import at
 from gateway.store.db import Pool
-from gateway.types import Revocation
+from gateway.types import Principal, Revocation
 
 
 class Consumed(enum.Enum):
@@ -34,6 +34,12 @@ class Guard:
     yet be in this instance's view."""
     devices: frozenset[str] = frozenset()
     """The presented token's device list: a device revocation after ``since`` covers it."""
+
+    @classmethod
+    def presented(cls, user_id: int, token: Principal) -> Guard:
+        """For a token made from ``token``: nothing that covers ``token`` may be recorded."""
+        devices = token.scope.device_ids or frozenset()
+        return cls(user_id, token.families, token.issued_at, token.jti, devices)
 
 
 @dataclass(frozen=True, slots=True)
