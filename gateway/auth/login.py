@@ -136,25 +136,11 @@ class AuthService:
     ) -> TokenPair:
         """Signed but not yet recorded: the caller records the refresh token under its guard.
         ``now`` is when the expiries were counted from (what ``expires_in`` reports)."""
-        access = self._issue(
-            ACCESS,
-            user,
-            sid,
-            actions,
-            scope,
-            read_at=read_at,
-            expires=access_expires,
-            parents=parents,
-        )
-        refresh = self._issue(
-            REFRESH,
-            user,
-            sid,
-            actions,
-            scope,
-            read_at=read_at,
-            expires=refresh_expires,
-            parents=parents,
+        access, refresh = (
+            self._issue(
+                typ, user, sid, actions, scope, read_at=read_at, expires=end, parents=parents
+            )
+            for typ, end in ((ACCESS, access_expires), (REFRESH, refresh_expires))
         )
         return TokenPair(access=access, refresh=refresh, user_id=user.id, answered_at=now)
 
