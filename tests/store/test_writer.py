@@ -196,3 +196,43 @@ async def test_stored_times_python_cannot_hold_neither_break_reads_nor_escape_re
     assert deleted == 3
     assert await pool.fetchval("SELECT array_agg(id) FROM notifications") == [3]
     assert await pool.fetchval("SELECT count(*) FROM commands") == 0
+
+
+async def test_a_notification_batch_stores_every_field_as_given(pool: Pool) -> None:
+    """The batch travels as one JSON document: each field must come out as it went in (absent
+    parameters as SQL NULL, not JSON null; text and nested values unchanged; microseconds)."""
+    store = MessageStore(pool, interval=0.02, batch=100)
+    at = 1_795_000_000.123456
+    items = [
+        notification(1, parameters=None, timestamp=at),
+        notification(2, parameters={"a": [1, 2.5, None, True], "é": "ü\n\"'"}, device_type_id=9),
+        notification(3, parameters=[], notification='quote"back\\slash ✓', network_id=2**40),
+        notification(4, parameters="just a string", device_id="dev_2-x"),
+    ]
+    for item in items:
+        store.add_notification(item)
+    await store.flush()
+    rows = {
+        row["id"]: row
+        for row in await pool.fetch(
+            'SELECT *, parameters IS NULL AS absent, extract(epoch FROM "timestamp") AS epoch'
+            " FROM notifications ORDER BY id"
+        )
+    }
+    assert rows[1]["absent"] and not rows[2]["absent"]
+    assert float(rows[1]["epoch"]) == pytest.approx(at, abs=1e-6)
+    for item in items:
+        row = rows[item.id]
+        assert (
+            row["device_id"],
+            row["network_id"],
+            row["device_type_id"],
+            row["notification"],
+            row["parameters"],
+        ) == (
+            item.device_id,
+            item.network_id,
+            item.device_type_id,
+            item.notification,
+            item.parameters,
+        )
