@@ -5,7 +5,9 @@ another carries publishes, pipelined in batches. Each message is tagged with its
 instance ignores the echo of its own messages, which it already delivered locally.
 
 Redis pub/sub is at-most-once: what is published while a connection is down is lost. After a
-reconnect the instance re-subscribes (messages flow again at once) and runs the resync hooks (the
+reconnect the instance re-subscribes and waits for Redis to confirm every subscription before it
+reports itself connected (a SUBSCRIBE only sent is not in effect: what another instance publishes
+before Redis processes it would be lost), then runs the resync hooks (the
 revocation view and the registry reload from PostgreSQL) in a task of their own, reporting
 healthy when they are done: a PostgreSQL outage at that moment delays the reload (retried with
 backoff) and readiness, never cross-instance fan-out.
@@ -34,6 +36,7 @@ _MAX_OUTBOX = 100_000
 _BACKOFF_START = 0.1
 _BACKOFF_MAX = 5.0
 _PING_EVERY = 5.0
+_CONFIRM_WITHIN = 5.0
 
 
 class RedisBus(Bus):
@@ -54,6 +57,8 @@ class RedisBus(Bus):
         self._outbox_ready = asyncio.Event()
         self._changes = asyncio.Event()
         self._subscribed_remote: set[str] = set()
+        self._live: set[str] = set()
+        """Channels (prefixed) whose subscription Redis has confirmed on the current connection."""
         self._tasks: list[asyncio.Task[None]] = []
         self._dropped = 0
         self._connected = asyncio.Event()
@@ -158,11 +163,18 @@ class RedisBus(Bus):
             await self._sync_subscriptions()
 
     async def _connect(self) -> None:
-        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        # Confirmations are read, not ignored: they say when a subscription is in effect.
+        self._pubsub = self._client.pubsub()
         self._subscribed_remote = set()
+        self._live = set()
+        own = f"{self.prefix}instance:{self.instance_id}"
         # A channel of our own keeps the connection open even before anything else is wanted.
-        await self._pubsub.subscribe(f"{self.prefix}instance:{self.instance_id}")
+        await self._pubsub.subscribe(own)
         await self._sync_subscriptions()
+        sent = {own} | {self.prefix + c for c in self._subscribed_remote}
+        async with asyncio.timeout(_CONFIRM_WITHIN):
+            while not sent <= self._live:
+                self._handle(await self._pubsub.get_message(timeout=1.0))
 
     async def _read_forever(self) -> None:
         backoff = _BACKOFF_START
@@ -231,10 +243,9 @@ class RedisBus(Bus):
                 log.info("Redis bus resynchronized")
 
     async def _read(self, pubsub: Any) -> None:
-        prefix_length = len(self.prefix)
         idle = 0.0
         while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            message = await pubsub.get_message(timeout=1.0)
             if message is None:
                 idle += 1.0
                 if idle >= _PING_EVERY:
@@ -242,13 +253,21 @@ class RedisBus(Bus):
                     await pubsub.ping()
                 continue
             idle = 0.0
-            if message.get("type") != "message":
-                continue
+            self._handle(message)
+
+    def _handle(self, message: dict[str, Any] | None) -> None:
+        """Delivers another instance's message; notes subscribe confirmations."""
+        if message is None:
+            return
+        kind = message.get("type")
+        raw = message.get("channel") or b""
+        channel: str = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if kind == "subscribe":
+            self._live.add(channel)
+        elif kind == "unsubscribe":
+            self._live.discard(channel)
+        elif kind == "message":
             data: bytes = message["data"]
             origin, separator, payload = data.partition(_SEPARATOR)
-            if not separator or origin == self._origin:
-                continue
-            channel = message["channel"]
-            if isinstance(channel, bytes):
-                channel = channel.decode()
-            self._deliver(channel[prefix_length:], payload)
+            if separator and origin != self._origin:
+                self._deliver(channel[len(self.prefix) :], payload)
