@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,9 @@ class Bus(abc.ABC):
         if channel in self._channels:
             self._channels.discard(channel)
             self._unsubscribed(channel)
+
+    async def settled(self, channels: Iterable[str]) -> None:  # noqa: B027 - no transport
+        """Returns once the transport carries ``channels`` to this instance (bounded)."""
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         pass

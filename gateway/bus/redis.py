@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -37,6 +38,7 @@ _BACKOFF_START = 0.1
 _BACKOFF_MAX = 5.0
 _PING_EVERY = 5.0
 _CONFIRM_WITHIN = 5.0
+_SETTLE_WITHIN = 2.0
 
 
 class RedisBus(Bus):
@@ -59,6 +61,7 @@ class RedisBus(Bus):
         self._subscribed_remote: set[str] = set()
         self._live: set[str] = set()
         """Channels (prefixed) whose subscription Redis has confirmed on the current connection."""
+        self._live_changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._dropped = 0
         self._connected = asyncio.Event()
@@ -142,6 +145,17 @@ class RedisBus(Bus):
     def _unsubscribed(self, channel: str) -> None:
         self._changes.set()
 
+    async def settled(self, channels: Iterable[str]) -> None:
+        """Waits (bounded; not while Redis is down) for Redis to confirm ``channels``: a
+        subscribe reply then means what another instance publishes next reaches it."""
+        wanted = [channel for channel in channels if channel in self._channels]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_SETTLE_WITHIN):
+                while self._healthy and not all(self.prefix + c in self._live for c in wanted):
+                    self._live_changed.clear()
+                    await self._live_changed.wait()
+                    wanted = [channel for channel in wanted if channel in self._channels]
+
     async def _sync_subscriptions(self) -> None:
         """Bring the Redis subscriptions in line with what local subscribers need, in batches."""
         pubsub = self._pubsub
@@ -152,6 +166,8 @@ class RedisBus(Bus):
         drop = [self.prefix + c for c in self._subscribed_remote - wanted]
         for start in range(0, len(add), 1000):
             await pubsub.subscribe(*add[start : start + 1000])
+        # Not live from now on, whatever confirmation of an earlier SUBSCRIBE is still in transit.
+        self._live.difference_update(drop)
         for start in range(0, len(drop), 1000):
             await pubsub.unsubscribe(*drop[start : start + 1000])
         self._subscribed_remote = set(wanted)
@@ -207,6 +223,7 @@ class RedisBus(Bus):
                 log.exception("Redis bus reader failed; reconnecting")
             finally:
                 self._healthy = False
+                self._live_changed.set()
                 if syncer is not None:
                     await stop([syncer])
                 if self._pubsub is not None:
@@ -264,6 +281,7 @@ class RedisBus(Bus):
         channel: str = raw.decode() if isinstance(raw, bytes) else str(raw)
         if kind == "subscribe":
             self._live.add(channel)
+            self._live_changed.set()
         elif kind == "unsubscribe":
             self._live.discard(channel)
         elif kind == "message":

@@ -33,7 +33,8 @@ async def test_a_message_reaches_the_other_instance_once_and_the_publisher_local
         seen_a, seen_b = collector(a), collector(b)
         a.subscribe("dev:1")
         b.subscribe("dev:1")
-        await wait_for(lambda: "dev:1" in b._subscribed_remote and "dev:1" in a._subscribed_remote)
+        await a.settled(["dev:1"])
+        await b.settled(["dev:1"])
         a.publish("dev:1", b"hello")
         await wait_for(lambda: len(seen_b) == 1)
         await asyncio.sleep(0.1)
@@ -52,7 +53,8 @@ async def test_publish_counted_reports_every_subscribed_instance(
         for bus in buses:
             collector(bus)
             bus.subscribe("ctl")
-        await wait_for(lambda: all("ctl" in bus._subscribed_remote for bus in buses))
+        for bus in buses:
+            await bus.settled(["ctl"])
         assert await buses[0].publish_counted("ctl", b"x") == 3
     finally:
         for bus in buses:
@@ -93,13 +95,13 @@ async def test_after_redis_restarts_the_bus_resubscribes_and_runs_its_resync_hoo
     try:
         seen_b = collector(b)
         b.subscribe("dev:3")
-        await wait_for(lambda: "dev:3" in b._subscribed_remote)
+        await b.settled(["dev:3"])
         server.stop()
         await wait_for(lambda: not b.healthy, timeout=10)
         a.publish("dev:3", b"lost while down")
         server.start()
         await wait_for(lambda: b.healthy and a.healthy, timeout=20)
-        await wait_for(lambda: "dev:3" in b._subscribed_remote)
+        assert b.prefix + "dev:3" in b._live
         assert resyncs == ["b"]
         a.publish("dev:3", b"after")
         await wait_for(lambda: seen_b == [("dev:3", b"after")], timeout=5)
@@ -107,6 +109,25 @@ async def test_after_redis_restarts_the_bus_resubscribes_and_runs_its_resync_hoo
         await a.close()
         await b.close()
         server.stop()
+
+
+async def test_a_settled_subscription_is_live_for_the_next_publish_of_another_instance(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """SUBSCRIBE is only sent when subscribe() returns; settled() waits for Redis to confirm
+    it, so what another instance publishes next reaches this one (no lost first message)."""
+    a = await started(redis_url, "a", redis_prefix)
+    b = await started(redis_url, "b", redis_prefix)
+    try:
+        seen_b = collector(b)
+        for n in range(20):
+            b.subscribe(f"dev:s{n}")
+            await b.settled([f"dev:s{n}"])
+            assert await a.publish_counted(f"dev:s{n}", b"first") == 1
+        await wait_for(lambda: len(seen_b) == 20)
+    finally:
+        await a.close()
+        await b.close()
 
 
 def _subscribed_to(bus: RedisBus, channel: str) -> bool:

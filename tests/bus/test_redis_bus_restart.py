@@ -24,7 +24,7 @@ async def test_the_first_publish_after_a_restart_reaches_the_other_instance(
         seen: list[tuple[str, bytes]] = []
         b.set_handler(lambda channel, payload: seen.append((channel, payload)))
         b.subscribe("dev:1")
-        await wait_for(lambda: "dev:1" in b._subscribed_remote)
+        await b.settled(["dev:1"])
         a.publish("dev:1", b"before")
         await wait_for(lambda: seen == [("dev:1", b"before")])
 

@@ -58,6 +58,7 @@ async def _subscribe(
         with_updates=bool(request.get("returnUpdatedCommands", False)),
         replaying=start is not None,
     )
+    await ctx.hub.bus.settled(subscription.channels)
     if start is None:
         return Reply({"subscriptionId": subscription.id})
 
