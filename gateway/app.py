@@ -35,11 +35,11 @@ from gateway.api.routing import REST_KEY, ROUTES, Rest
 from gateway.api.serverlog import ServerLog
 from gateway.auth.accounts import AccountService
 from gateway.auth.login import AuthService
-from gateway.auth.passwords import Passwords
 from gateway.auth.revocation import RevocationView
 from gateway.auth.revoker import Revoker
+from gateway.auth.services import build_auth
 from gateway.auth.throttle import LoginThrottle
-from gateway.auth.tokens import KeySet, TokenCodec
+from gateway.auth.tokens import KeySet
 from gateway.bus.base import Bus
 from gateway.bus.control import Control
 from gateway.bus.counts import RedisCounts
@@ -58,13 +58,11 @@ from gateway.realtime import endpoint
 from gateway.realtime.dispatcher import DISPATCHER_KEY, Context, Dispatcher
 from gateway.realtime.hub import Hub
 from gateway.store.db import Pool, create_pool
-from gateway.store.devices import DeviceStore
 from gateway.store.embedded import EmbeddedPostgres
 from gateway.store.health import DatabaseHealth
 from gateway.store.messages import MessageStore
 from gateway.store.migrations import migrate
-from gateway.store.sessions import RevocationStore, SessionStore
-from gateway.store.users import UserStore
+from gateway.store.sessions import SessionStore
 
 log = logging.getLogger("gateway")
 
@@ -203,7 +201,6 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
         # Keys first: a bad key file should fail before anything is started.
         keys = KeySet.from_settings(settings)
         metrics = app[METRICS_KEY]
-        codec = TokenCodec(keys, settings.jwt_issuer, settings.jwt_leeway)
         embedded = None
         database_url = settings.database_url
         if database_url is None:
@@ -227,45 +224,25 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
         stack.push_async_callback(bus.close)
         control = Control(bus)
 
-        users = UserStore(pool)
-        sessions = SessionStore(pool)
-        devices = DeviceStore(pool)
-        view = RevocationView()
-        revoker = Revoker(
-            RevocationStore(pool),
-            view,
-            control,
-            wait=settings.revoke_wait,
-            reconcile_interval=settings.reconcile_interval,
-            metrics=metrics,
+        throttle = LoginThrottle(
+            settings.login_failures_per_account,
+            settings.login_failures_per_address,
+            settings.login_failure_window,
+            shared=await _shared_counts(settings, stack),
         )
+        parts = build_auth(
+            settings,
+            pool=pool,
+            keys=keys,
+            control=control,
+            metrics=metrics,
+            throttle=throttle,
+            revoke_wait=settings.revoke_wait,
+            stack=stack,
+        )
+        users, sessions, devices = parts.users, parts.sessions, parts.devices
+        view, revoker, passwords, auth = parts.view, parts.revoker, parts.passwords, parts.auth
         await revoker.reconcile()
-        passwords = Passwords(
-            settings.argon2_time_cost,
-            settings.argon2_memory_kib,
-            settings.argon2_parallelism,
-            settings.hash_workers,
-        )
-        stack.callback(passwords.close)
-        auth = AuthService(
-            users=users,
-            sessions=sessions,
-            devices=devices,
-            codec=codec,
-            passwords=passwords,
-            throttle=LoginThrottle(
-                settings.login_failures_per_account,
-                settings.login_failures_per_address,
-                settings.login_failure_window,
-                shared=await _shared_counts(settings, stack),
-            ),
-            view=view,
-            revoker=revoker,
-            access_ttl=settings.access_ttl,
-            refresh_ttl=settings.refresh_ttl,
-            mint_max_ttl=settings.mint_max_ttl,
-            metrics=metrics,
-        )
         accounts = AccountService(users, passwords, auth, control)
         await _bootstrap_admin(settings, accounts)
 

@@ -19,11 +19,9 @@ import asyncpg
 from gateway.app import make_bus
 from gateway.auth.accounts import AccountService
 from gateway.auth.login import AuthService
-from gateway.auth.passwords import Passwords
-from gateway.auth.revocation import RevocationView
-from gateway.auth.revoker import Revoker
+from gateway.auth.services import build_auth
 from gateway.auth.throttle import LoginThrottle
-from gateway.auth.tokens import KeySet, TokenCodec
+from gateway.auth.tokens import KeySet
 from gateway.bus.control import Control
 from gateway.config import ConfigError, Settings, redact
 from gateway.devices.access import Access
@@ -34,7 +32,6 @@ from gateway.store.db import create_pool
 from gateway.store.devices import DeviceStore
 from gateway.store.embedded import EmbeddedPostgres
 from gateway.store.migrations import migrate
-from gateway.store.sessions import RevocationStore, SessionStore
 from gateway.store.users import UserStore
 
 
@@ -73,39 +70,18 @@ async def admin_context(settings: Settings) -> AsyncIterator[Admin]:
         await bus.start()
         stack.push_async_callback(bus.close)
         control = Control(bus)
-        metrics = Metrics()
-        users = UserStore(pool)
-        devices = DeviceStore(pool)
-        view = RevocationView()
-        revoker = Revoker(
-            RevocationStore(pool),
-            view,
-            control,
-            wait=max(settings.revoke_wait, 1.0),
-            reconcile_interval=settings.reconcile_interval,
-            metrics=metrics,
-        )
-        passwords = Passwords(
-            settings.argon2_time_cost,
-            settings.argon2_memory_kib,
-            settings.argon2_parallelism,
-            settings.hash_workers,
-        )
-        stack.callback(passwords.close)
-        auth = AuthService(
-            users=users,
-            sessions=SessionStore(pool),
-            devices=devices,
-            codec=TokenCodec(keys, settings.jwt_issuer, settings.jwt_leeway),
-            passwords=passwords,
+        parts = build_auth(
+            settings,
+            pool=pool,
+            keys=keys,
+            control=control,
+            metrics=Metrics(),
             throttle=LoginThrottle(1, 1, 1.0),
-            view=view,
-            revoker=revoker,
-            access_ttl=settings.access_ttl,
-            refresh_ttl=settings.refresh_ttl,
-            mint_max_ttl=settings.mint_max_ttl,
-            metrics=metrics,
+            revoke_wait=max(settings.revoke_wait, 1.0),
+            stack=stack,
         )
+        users, devices, auth = parts.users, parts.devices, parts.auth
+        passwords = parts.passwords
         yield Admin(
             settings=settings,
             control=control,
