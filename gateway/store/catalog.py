@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.store.db import Pool
+from gateway.store.named import named_page
 from gateway.store.users import _SELECT, _user
 from gateway.types import Network, User
 
 USER_SORTS = {"id": "u.id", "login": "lower(u.email)"}
-NETWORK_SORTS = {"id": "id", "name": "lower(name)"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,18 +74,16 @@ class CatalogStore:
         limit: int = 1000,
         offset: int = 0,
     ) -> list[Network]:
-        rows = await self.pool.fetch(
-            f"""SELECT id, name, description FROM networks
-                WHERE ($1::bigint[] IS NULL OR id = any($1::bigint[]))
-                  AND ($2::text IS NULL OR lower(name) = lower($2))
-                  AND ($3::text IS NULL OR name ILIKE $3)
-                ORDER BY {_order(NETWORK_SORTS, sort, descending, "id")}
-                LIMIT $4 OFFSET $5""",  # noqa: S608 - fixed identifiers
-            None if only is None else list(only),
-            name,
-            name_pattern,
-            limit,
-            offset,
+        rows = await named_page(
+            self.pool,
+            "networks",
+            only=only,
+            name=name,
+            name_pattern=name_pattern,
+            sort=sort,
+            descending=descending,
+            limit=limit,
+            offset=offset,
         )
         return [Network(id=r["id"], name=r["name"], description=r["description"]) for r in rows]
 

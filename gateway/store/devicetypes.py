@@ -10,9 +10,7 @@ import asyncpg
 
 from gateway.errors import Conflict, NotFound, Unprocessable
 from gateway.store.db import Pool
-
-SORT_COLUMNS = {"id": "id", "name": "lower(name)"}
-"""What a listing may be sorted by (a fixed map: the column never comes from the client)."""
+from gateway.store.named import named_page
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,18 +101,16 @@ class DeviceTypeStore:
         offset: int = 0,
     ) -> list[DeviceType]:
         """``name_pattern`` is SQL LIKE (DeviceHive's ``namePattern``), case-insensitive."""
-        order = f"{SORT_COLUMNS[sort]} {'DESC' if descending else 'ASC'}, id"
-        rows = await self.pool.fetch(
-            f"""SELECT * FROM device_types
-                WHERE ($1::bigint[] IS NULL OR id = any($1::bigint[]))
-                  AND ($2::text IS NULL OR lower(name) = lower($2))
-                  AND ($3::text IS NULL OR name ILIKE $3)
-                ORDER BY {order} LIMIT $4 OFFSET $5""",  # noqa: S608 - fixed identifiers
-            None if only is None else list(only),
-            name,
-            name_pattern,
-            limit,
-            offset,
+        rows = await named_page(
+            self.pool,
+            "device_types",
+            only=only,
+            name=name,
+            name_pattern=name_pattern,
+            sort=sort,
+            descending=descending,
+            limit=limit,
+            offset=offset,
         )
         return [_device_type(row) for row in rows]
 
