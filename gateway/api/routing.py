@@ -189,6 +189,12 @@ def bearer_token(request: web.Request) -> str:
 async def _read_body(request: web.Request, schema: Obj) -> dict[str, Any]:
     if request.content_type != "application/json":
         raise UnsupportedMediaType("Content-Type must be application/json")
+    return await read_json(request, schema, required=True)
+
+
+async def read_json(request: web.Request, schema: Obj, *, required: bool) -> dict[str, Any]:
+    """The body checked against ``schema``; an empty body is refused, or read as ``{}``
+    where the dialect allows it (DeviceHive's clients send none on some calls)."""
     max_size = request.app[REST_KEY].settings.max_body_bytes
     if request.content_length is not None and request.content_length > max_size:
         raise PayloadTooLarge(f"Request body must be at most {max_size} bytes")
@@ -196,10 +202,10 @@ async def _read_body(request: web.Request, schema: Obj) -> dict[str, Any]:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"Request body must be at most {max_size} bytes") from None
-    if not raw.strip():
+    if not raw.strip() and required:
         raise BadRequest("Request body is empty (expected a JSON object)")
     try:
-        data = loads(raw)
+        data = loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"Malformed JSON: {exc}") from None
     checked: dict[str, Any] = schema.check(data, "")

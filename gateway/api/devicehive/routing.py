@@ -11,20 +11,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from aiohttp import web
 
-from gateway.api.routing import REST_KEY, Call, bearer_token
+from gateway.api.routing import REST_KEY, Call, bearer_token, read_json
 from gateway.auth.plugins import refuse_plugin
 from gateway.errors import (
     BadRequest,
     GatewayError,
-    PayloadTooLarge,
     TooManyRequests,
     Unprocessable,
 )
 from gateway.http import REQUEST_ID_KEY, json_response
-from gateway.limits import loads
 from gateway.schema import Obj, Schema
 
 PREFIX = "/api/rest"
@@ -73,22 +70,6 @@ def dialect_error(status: int, message: str, request_id: str) -> web.Response:
     return json_response({"error": status, "message": message, "request_id": request_id}, status)
 
 
-async def _body(request: web.Request, schema: Obj) -> dict[str, Any]:
-    max_size = request.app[REST_KEY].settings.max_body_bytes
-    if request.content_length is not None and request.content_length > max_size:
-        raise PayloadTooLarge(f"Request body must be at most {max_size} bytes")
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"Request body must be at most {max_size} bytes") from None
-    try:
-        data = loads(raw) if raw.strip() else {}
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"Malformed JSON: {exc}") from None
-    checked: dict[str, Any] = schema.check(data, "")
-    return checked
-
-
 def _endpoint(entry: DialectRoute) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         request_id = request[REQUEST_ID_KEY]
@@ -109,7 +90,11 @@ def _endpoint(entry: DialectRoute) -> Callable[[web.Request], Awaitable[web.Stre
                 for name, schema in entry.query.items()
                 if name in request.query and request.query[name] != ""
             }
-            body = await _body(request, entry.body) if entry.body is not None else {}
+            body = (
+                await read_json(request, entry.body, required=False)
+                if entry.body is not None
+                else {}
+            )
             call = Call(request, ctx, request_id, body, params, query, principal)
             return await entry.handler(call)
         except TooManyRequests as exc:
