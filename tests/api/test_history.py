@@ -9,7 +9,16 @@ from typing import Any
 
 import pytest
 
-from tests.realtime.helpers import QUIET, Peer, World, build_world, connect, mint, rest
+from tests.realtime.helpers import (
+    QUIET,
+    Peer,
+    World,
+    build_world,
+    connect,
+    insert_notifications,
+    mint,
+    rest,
+)
 
 
 @pytest.fixture
@@ -30,25 +39,7 @@ NAMES = ["temp", "hum", "temp", "hum", "temp"]
 
 async def _seed(peer: Peer) -> list[dict[str, Any]]:
     """Five notifications of d1 at known times; returns them as the history shows them."""
-    items = []
-    for i, (stamp, name) in enumerate(zip(STAMPS, NAMES, strict=True)):
-        body = await peer.ok(
-            "notification/insert",
-            deviceId="d1",
-            notification={"notification": name, "parameters": {"i": i}, "timestamp": stamp},
-        )
-        items.append(
-            {
-                "id": body["notification"]["id"],
-                "deviceId": "d1",
-                "networkId": 1,
-                "deviceTypeId": 1,
-                "notification": name,
-                "parameters": {"i": i},
-                "timestamp": stamp,
-            }
-        )
-    return items
+    return await insert_notifications(peer, list(zip(STAMPS, NAMES, strict=True)))
 
 
 async def test_notifications_by_page_with_a_cursor(world: World) -> None:

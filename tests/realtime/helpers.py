@@ -337,3 +337,27 @@ async def wait_past_second_boundary() -> None:
     """Sleep to just after a whole second: a token issued now with a 1 s lifetime then lives
     ~0.99 s (exp is whole seconds), not anything between 0 and 1 s."""
     await asyncio.sleep(1.0 - time.time() % 1.0 + 0.01)
+
+
+async def insert_notifications(peer: Peer, named: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Notifications of d1 (network 1, device type 1) at the given (timestamp, name) pairs, with
+    parameters {"i": index}; returned as the history shows them."""
+    items = []
+    for i, (stamp, name) in enumerate(named):
+        body = await peer.ok(
+            "notification/insert",
+            deviceId="d1",
+            notification={"notification": name, "parameters": {"i": i}, "timestamp": stamp},
+        )
+        items.append(
+            {
+                "id": body["notification"]["id"],
+                "deviceId": "d1",
+                "networkId": 1,
+                "deviceTypeId": 1,
+                "notification": name,
+                "parameters": {"i": i},
+                "timestamp": stamp,
+            }
+        )
+    return items

@@ -8,33 +8,16 @@ from typing import Any
 
 import pytest
 
-from tests.realtime.helpers import Peer, World, connect, mint
+from tests.realtime.helpers import Peer, World, connect, insert_notifications, mint
 
 STAMPS = [f"2026-11-30T10:00:0{i}.000Z" for i in range(4)]
 
 
 async def _notifications(peer: Peer) -> list[dict[str, Any]]:
     """Four notifications of d1 at known times (names a, b, a, b), as the history shows them."""
-    items = []
-    for i, stamp in enumerate(STAMPS):
-        name = "ab"[i % 2]
-        body = await peer.ok(
-            "notification/insert",
-            deviceId="d1",
-            notification={"notification": name, "parameters": {"i": i}, "timestamp": stamp},
-        )
-        items.append(
-            {
-                "id": body["notification"]["id"],
-                "deviceId": "d1",
-                "networkId": 1,
-                "deviceTypeId": 1,
-                "notification": name,
-                "parameters": {"i": i},
-                "timestamp": stamp,
-            }
-        )
-    return items
+    return await insert_notifications(
+        peer, [(stamp, "ab"[i % 2]) for i, stamp in enumerate(STAMPS)]
+    )
 
 
 async def test_notification_list(world: World) -> None:
