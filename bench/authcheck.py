@@ -44,7 +44,7 @@ def _fixture(role: str) -> dict[str, Any]:
     from gateway.bus.memory import MemoryBus
     from gateway.config import Settings
     from gateway.devices.registry import Registry
-    from gateway.realtime.session import Subscription
+    from gateway.realtime.subscription import Subscription
     from gateway.types import NOTIFICATION, Action, Principal, Revocation, Scope
 
     now = time.time()

@@ -26,7 +26,8 @@ from gateway.metrics import Metrics
 from gateway.realtime.deadlines import Deadlines
 from gateway.realtime.index import Index
 from gateway.realtime.protocol import push_parts
-from gateway.realtime.session import Limits, Session, SessionEnv, Subscription
+from gateway.realtime.session import Limits, Session, SessionEnv
+from gateway.realtime.subscription import Subscription
 from gateway.types import (
     COMMAND,
     NOTIFICATION,
@@ -49,6 +50,15 @@ _KINDS = {
     }.items()
 }
 _PUSH_KINDS = {b"n": "notification", b"c": "command", b"u": "command_update"}
+
+
+def _auth_timeout(session: Session) -> None:
+    if session.principal is None:
+        session.close(CloseCode.AUTH_TIMEOUT, "authentication timeout")
+
+
+def _expired_too_long(session: Session) -> None:
+    session.close(CloseCode.TOKEN_EXPIRED, "token expired")
 
 
 def device_channel(device_id: str) -> str:
@@ -82,6 +92,7 @@ class Hub:
         self._by_sid: Index[str, Session] = Index()
         self._by_device: Index[str, Session] = Index()
         self.deadlines: Deadlines[Session] = Deadlines()
+        self._on_expiry = self._expire  # bound once: a deadline keeps its action per session
         self._routes: defaultdict[str, set[Subscription]] = defaultdict(set)
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -104,11 +115,7 @@ class Hub:
 
     def add(self, session: Session) -> None:
         self.sessions[session.id] = session
-        self.deadlines.set(session, self.settings.ws_auth_timeout, self._auth_timeout)
-
-    def _auth_timeout(self, session: Session) -> None:
-        if session.principal is None:
-            session.close(CloseCode.AUTH_TIMEOUT, "authentication timeout")
+        self.deadlines.set(session, self.settings.ws_auth_timeout, _auth_timeout)
 
     def remove(self, session: Session) -> None:
         session.closing = True
@@ -142,7 +149,7 @@ class Hub:
         session.expired = False
         for index, key in self._indexes(principal):
             index.add(key, session)
-        self.deadlines.set(session, principal.expires_at - time.time(), self._expire)
+        self.deadlines.set(session, principal.expires_at - time.time(), self._on_expiry)
         for subscription in session.subscriptions.values():
             if subscription.dynamic:
                 self._route(subscription)
@@ -150,10 +157,7 @@ class Hub:
     def _expire(self, session: Session) -> None:
         """Requests now get 401 and pushes stop; a fresh token within the grace resumes."""
         session.expired = True
-        self.deadlines.set(session, self.settings.ws_expiry_grace, self._expired_too_long)
-
-    def _expired_too_long(self, session: Session) -> None:
-        session.close(CloseCode.TOKEN_EXPIRED, "token expired")
+        self.deadlines.set(session, self.settings.ws_expiry_grace, _expired_too_long)
 
     def close_revoked(self, revocations: list[Revocation]) -> int:
         """The revocation closer: end every local session a revocation covers."""
@@ -225,12 +229,12 @@ class Hub:
             with_updates=with_updates,
             replay_buffer=[] if replaying else None,
         )
-        session.subscriptions[subscription.id] = subscription
+        session.add_subscription(subscription)
         self._route(subscription)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
-        subscription.session.subscriptions.pop(subscription.id, None)
+        subscription.session.drop_subscription(subscription)
         self._set_channels(subscription, set())
 
     def _reachable_networks(self, principal: Principal) -> set[int]:

@@ -15,7 +15,8 @@ import orjson
 
 from gateway.realtime.dispatcher import Context, Reply
 from gateway.realtime.protocol import push
-from gateway.realtime.session import Session, Subscription
+from gateway.realtime.session import Session
+from gateway.realtime.subscription import Subscription
 from gateway.types import NOTIFICATION, Command, Notification, Principal
 
 _REPLAY_STALL = 10.0

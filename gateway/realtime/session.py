@@ -15,64 +15,23 @@ import logging
 import struct
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Coroutine, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from gateway.config import Settings
-from gateway.realtime.outbox import OUTBOX, text_frames
+from gateway.logs import session_task
+from gateway.realtime.outbox import OUTBOX, Step, text_frame, text_frames
+from gateway.realtime.subscription import Subscription
 from gateway.types import CloseCode, Principal
 
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 5.0
 """How long a closing session waits for the client's close frame."""
-
-
-@dataclass(slots=True, eq=False)
-class Subscription:
-    """What a session asked to receive. ``device_id`` set: one device's channel; otherwise the
-    channels of ``network_ids`` (or of every network the session may reach)."""
-
-    id: int
-    session: Session
-    kind: str
-    device_id: str | None
-    network_ids: frozenset[int] | None
-    device_type_ids: frozenset[int] | None
-    names: frozenset[str] | None
-    with_updates: bool = False
-    channels: set[str] = field(default_factory=set)
-    id_bytes: bytes = b""
-    replay_buffer: list[tuple[int | None, bytes]] | None = None
-    """While a replay runs: live pushes held back as (item id, frame); id None for updates."""
-
-    def __post_init__(self) -> None:
-        self.id_bytes = str(self.id).encode()
-
-    @property
-    def dynamic(self) -> bool:
-        """Follows the networks the session may reach, which change over time."""
-        return self.device_id is None and self.network_ids is None
-
-    def wants(self, network_id: int, device_type_id: int | None, name: str) -> bool:
-        if self.network_ids is not None and network_id not in self.network_ids:
-            return False
-        if self.device_type_ids is not None and device_type_id not in self.device_type_ids:
-            return False
-        return self.names is None or name in self.names
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "subscriptionId": self.id,
-            "type": self.kind,
-            "deviceId": self.device_id,
-            "networkIds": None if self.network_ids is None else sorted(self.network_ids),
-            "deviceTypeIds": None if self.device_type_ids is None else sorted(self.device_type_ids),
-            "names": None if self.names is None else sorted(self.names),
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +66,8 @@ class SessionEnv:
     """Told how long after its revocation was recorded a session's 4003 frame is written."""
 
 
+_NO_SUBSCRIPTIONS: Mapping[int, Subscription] = MappingProxyType({})  # not a dict per idle socket
+
 _full_bucket = functools.lru_cache(maxsize=16)(float)
 
 _SESSION_IDS = itertools.count(1)
@@ -115,7 +76,6 @@ _SESSION_IDS = itertools.count(1)
 
 class Session:
     __slots__ = (
-        "__weakref__",
         "_ended",
         "_held",
         "_held_bytes",
@@ -123,6 +83,8 @@ class Session:
         "_queued_bytes",
         "_rate_at",
         "_rate_tokens",
+        "_step",
+        "_step_bytes",
         "_writer",
         "close_code",
         "closing",
@@ -145,7 +107,7 @@ class Session:
         self.env = env
         self.remote = remote
         self.principal: Principal | None = None
-        self.subscriptions: dict[int, Subscription] = {}
+        self.subscriptions: Mapping[int, Subscription] = _NO_SUBSCRIPTIONS
         self.connected_at = time.time()
         self.expired = False
         self.closing = False
@@ -154,17 +116,29 @@ class Session:
         self.rejected = 0
         self._queue: deque[bytes] | None = None
         self._queued_bytes = 0
-        self._held = 0
-        self._held_bytes = 0
+        self._held = self._held_bytes = 0
         self._ended: asyncio.Future[None] | None = None
         self.tasks: set[asyncio.Task[None]] | None = None
-        """Requests that wait (a replay, a look-up on other instances) run here, off the read
-        loop; None while there are none."""
+        """Requests that wait (a replay, a look-up elsewhere), off the read loop; None if none."""
         self._writer: asyncio.Task[None] | None = None
-        # A full bucket: one float shared by every session, and a refill time of 0, which the
-        # first take_token caps at the full burst anyway (48 bytes less per idle session).
+        self._step: Step | None = None  # when a frame was last written at once, and its size
+        self._step_bytes = 0
+        # A full bucket: one float shared by every session; the first take_token caps a refill.
         self._rate_tokens = _full_bucket(env.limits.burst)
         self._rate_at = 0.0
+
+    def add_subscription(self, subscription: Subscription) -> None:
+        subscriptions = self.subscriptions
+        if not isinstance(subscriptions, dict):
+            subscriptions = self.subscriptions = {}
+        subscriptions[subscription.id] = subscription
+
+    def drop_subscription(self, subscription: Subscription) -> None:
+        subscriptions = self.subscriptions
+        if isinstance(subscriptions, dict):
+            subscriptions.pop(subscription.id, None)
+            if not subscriptions:
+                self.subscriptions = _NO_SUBSCRIPTIONS
 
     # -- rights ----------------------------------------------------------------------------
 
@@ -196,18 +170,36 @@ class Session:
     # -- sending ---------------------------------------------------------------------------
 
     def send(self, data: bytes) -> None:
-        """Queue a frame; a client that lets the queue fill up is closed, not buffered."""
+        """Write a frame at once when it is the first of this step and nothing waits; else queue
+        it for the step's end. A client that lets the queue fill up is closed, not buffered."""
         if self.closing:
             return
         queue = self._queue
         if queue is None:
-            queue = self._queue = deque()
             if self._writer is None:
+                if self._step is not OUTBOX.step and self._write_now(data):
+                    self._step = OUTBOX.arm()
+                    self._step_bytes = len(data)
+                    return
                 OUTBOX.add(self)
+            queue = self._queue = deque()
         queue.append(data)
         self._queued_bytes += len(data)
-        if self._over_limit(len(queue)):
-            return
+        self._over_limit()
+
+    @property
+    def queued(self) -> int:
+        """Frames waiting to be written (the first of a step never waits)."""
+        queue = self._queue
+        return len(queue) if queue else 0
+
+    def _write_now(self, data: bytes) -> bool:
+        """One frame straight to the transport; False when it must wait (paused, compressed)."""
+        transport = self._transport()
+        if transport is None:
+            return False
+        self._write(transport, text_frame(data))
+        return True
 
     def write_queued(self) -> None:
         """Write what is queued in one go (the outbox calls this at the end of a step); a
@@ -218,29 +210,48 @@ class Session:
         if not queue:
             self._queue = None
             return
-        writer = self.ws._writer
-        if writer is None or writer.compress or writer.protocol.writing_paused:
-            self._writer = asyncio.create_task(self._drain())
+        transport = self._transport()
+        if transport is None:
+            self._writer = asyncio.create_task(self._drain(), name=session_task(self.id))
             return
         self._queue = None
         self._queued_bytes = 0
-        transport = writer.transport
+        self._write(transport, text_frames(queue))
+
+    def _transport(self) -> asyncio.WriteTransport | None:
+        """The socket's transport when frames may go straight to it: not before the upgrade,
+        not with compression, not while it is paused (the peer is not reading)."""
+        writer = self.ws._writer
+        if writer is None or writer.compress or writer.protocol.writing_paused:
+            return None
+        return writer.transport
+
+    def _write(self, transport: asyncio.WriteTransport, frames: bytes) -> None:
         if transport.is_closing():
             log.debug("session %s: send failed: transport closing", self.id)
             return
         try:
-            transport.write(text_frames(queue))
+            transport.write(frames)
         except (ConnectionError, RuntimeError) as exc:
             log.debug("session %s: send failed: %s", self.id, exc)
 
-    def _over_limit(self, queued: int) -> bool:
-        """Queued frames and live pushes held back by replays count against one limit; beyond
-        it the session is closed as a slow consumer and what it queued is dropped."""
+    def _outstanding(self) -> tuple[int, int]:
+        """Frames and bytes against the queue's bounds: those queued, those held back by
+        replays, and the one written at once in this step."""
+        queue = self._queue
+        frames = (len(queue) if queue else 0) + self._held
+        size = self._queued_bytes + self._held_bytes
+        if self._step is OUTBOX.step:
+            frames += 1
+            size += self._step_bytes
+        return frames, size
+
+    def _over_limit(self) -> bool:
+        """Beyond the bounds the session is closed as a slow consumer and what it queued is
+        dropped."""
+        frames, size = self._outstanding()
         limits = self.env.limits
-        if (
-            queued + self._held <= limits.queue_messages
-            and self._queued_bytes + self._held_bytes <= limits.queue_bytes
-        ):
+        if frames <= limits.queue_messages and size <= limits.queue_bytes:
             return False
         if self._queue:
             self._queue.clear()
@@ -256,7 +267,7 @@ class Session:
         buffer.append((item_id, data))
         self._held += 1
         self._held_bytes += len(data)
-        self._over_limit(len(self._queue) if self._queue else 0)
+        self._over_limit()
 
     def release(self, subscription: Subscription, done: bool) -> list[tuple[int | None, bytes]]:
         """The pushes held back for ``subscription`` so far (no longer counted as held); when
@@ -268,15 +279,11 @@ class Session:
         return held
 
     def backlogged(self) -> bool:
-        """The outbound queue is at least half full (by count or bytes): a bulk sender such as
-        a replay should let the writer catch up before queueing more."""
-        queue = self._queue
-        if not queue:
-            return False
+        """At least half the queue's bounds are taken (by count or bytes): a bulk sender such as
+        a replay should let the writer catch up (``flush``) before queueing more."""
+        frames, size = self._outstanding()
         limits = self.env.limits
-        return (len(queue) + self._held) * 2 >= limits.queue_messages or (
-            self._queued_bytes + self._held_bytes
-        ) * 2 >= limits.queue_bytes
+        return frames * 2 >= limits.queue_messages or size * 2 >= limits.queue_bytes
 
     # -- requests that wait ----------------------------------------------------------------
 
@@ -289,7 +296,7 @@ class Session:
         if len(tasks) >= limit:
             work.close()
             return False
-        task = asyncio.create_task(work)
+        task = asyncio.create_task(work, name=session_task(self.id))
         tasks.add(task)
         task.add_done_callback(self._task_done)
         return True
@@ -324,9 +331,12 @@ class Session:
                 self._queue = None  # idle sessions keep no buffer
 
     async def flush(self, limit: float) -> None:
-        """Wait (at most ``limit`` seconds) for queued frames to be written."""
+        """Wait (at most ``limit`` seconds) for queued frames to be written. What this step
+        sent no longer counts against the queue's bounds once it is written."""
         self.write_queued()
         writer = self._writer
+        if writer is None:
+            self._step = None
         if writer is not None:
             with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
                 await asyncio.wait_for(asyncio.shield(writer), limit)
