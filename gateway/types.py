@@ -9,6 +9,7 @@ I/O, no framework.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -53,6 +54,9 @@ def action_mask(actions: Iterable[int]) -> int:
     for action in actions:
         mask |= 1 << int(action)
     return mask
+
+
+_shared_mask = functools.lru_cache(maxsize=1024)(action_mask)  # one int per action set
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +130,7 @@ class Principal:
     mask: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mask", action_mask(self.actions))
+        object.__setattr__(self, "mask", _shared_mask(self.actions))
 
     @property
     def is_admin(self) -> bool:
@@ -141,8 +145,7 @@ class Principal:
         return bool(self.mask >> action & 1)
 
     def may_reach(self, device_id: str, network_id: int, memberships: frozenset[int]) -> bool:
-        """Device scope: the token's device and network lists, and (for clients) the user's
-        current memberships, which change without a new token."""
+        """The token's device and network lists and, for clients, current memberships."""
         if not self.scope.allows(device_id, network_id):
             return False
         return self.is_admin or network_id in memberships

@@ -301,9 +301,24 @@ def _actions(ids: tuple[int, ...]) -> frozenset[Action]:
     return frozenset(Action(i) for i in ids)
 
 
+@functools.lru_cache(maxsize=4096)
+def _scope(
+    network_ids: frozenset[int] | None,
+    device_ids: frozenset[str] | None,
+    plugin_id: int | None,
+    topic: Topic | None,
+) -> Scope:
+    """One shared scope per distinct reach: a user's sessions mostly carry the same one."""
+    return Scope(network_ids=network_ids, device_ids=device_ids, plugin_id=plugin_id, topic=topic)
+
+
+_user_id = functools.lru_cache(maxsize=4096)(int)
+"""One int per user, not one per session."""
+
+
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
     try:
-        user_id = int(claims["sub"])
+        user_id = _user_id(claims["sub"])
         actions = _actions(tuple(int(a) for a in claims.get("actions", [])))
     except (TypeError, ValueError):
         raise Unauthorized("Invalid token: malformed claims") from None
@@ -322,11 +337,11 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         user_id=user_id,
         role="admin" if role == "admin" else "client",  # shared, not one string per session
         actions=actions,
-        scope=Scope(
-            network_ids=_id_list(claims.get("networkIds", [WILDCARD]), int, "networkIds"),
-            device_ids=_id_list(claims.get("deviceIds", [WILDCARD]), str, "deviceIds"),
-            plugin_id=plugin_id,
-            topic=topic,
+        scope=_scope(
+            _id_list(claims.get("networkIds", [WILDCARD]), int, "networkIds"),
+            _id_list(claims.get("deviceIds", [WILDCARD]), str, "deviceIds"),
+            plugin_id,
+            topic,
         ),
         jti=str(claims["jti"]),
         sid=claims["sid"],

@@ -18,11 +18,21 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
+class _Bucket(dict[T, Callable[[T], None]]):
+    """The owners due in one tick, and that tick (one number per bucket, not per owner)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: int) -> None:
+        super().__init__()
+        self.key = key
+
+
 class Deadlines(Generic[T]):
     def __init__(self, resolution: float = 0.05) -> None:
         self.resolution = resolution
-        self._buckets: dict[int, dict[T, Callable[[T], None]]] = {}
-        self._key_of: dict[T, int] = {}
+        self._buckets: dict[int, _Bucket[T]] = {}
+        self._key_of: dict[T, _Bucket[T]] = {}
         self._ticker: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
@@ -33,27 +43,29 @@ class Deadlines(Generic[T]):
         self.cancel(owner)
         loop = asyncio.get_running_loop()
         key = math.ceil((loop.time() + max(0.0, delay)) / self.resolution)
-        self._buckets.setdefault(key, {})[owner] = action
-        self._key_of[owner] = key
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket(key)
+        bucket[owner] = action
+        self._key_of[owner] = bucket
         if self._ticker is None:
             self._ticker = loop.call_later(self.resolution, self._tick)
 
     def cancel(self, owner: T) -> None:
-        key = self._key_of.pop(owner, None)
-        if key is not None:
-            bucket = self._buckets.get(key)
-            if bucket is not None:
-                bucket.pop(owner, None)
-                if not bucket:
-                    del self._buckets[key]
+        bucket = self._key_of.pop(owner, None)
+        if bucket is not None:
+            bucket.pop(owner, None)
+            if not bucket and self._buckets.get(bucket.key) is bucket:
+                del self._buckets[bucket.key]
 
     def _tick(self) -> None:
         loop = asyncio.get_running_loop()
         now = math.floor(loop.time() / self.resolution)
         if self._buckets:
             for key in sorted(k for k in self._buckets if k <= now):
-                for owner, action in self._buckets.pop(key).items():
-                    if self._key_of.get(owner) == key:
+                bucket = self._buckets.pop(key)
+                for owner, action in list(bucket.items()):
+                    if self._key_of.get(owner) is bucket:
                         del self._key_of[owner]
                     try:
                         action(owner)

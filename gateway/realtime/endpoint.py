@@ -9,7 +9,7 @@ from aiohttp import WSMsgType, web
 
 from gateway.errors import GatewayError
 from gateway.http import REQUEST_ID, client_address, error_response, request_id_of
-from gateway.logs import LOG_REQUEST_ID, LOG_SESSION_ID
+from gateway.logs import name_task
 from gateway.realtime import actions  # noqa: F401 - registers every action
 from gateway.realtime.actions.auth import authenticate_session
 from gateway.realtime.dispatcher import DISPATCHER_KEY
@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 WEBSOCKET_PATH = "/v1/ws"
 
+_ENDS = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
+"""What ends the read loop (``async for`` over the socket stops at the first three)."""
+
 
 def _bearer(request: web.Request) -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -29,12 +32,35 @@ def _bearer(request: web.Request) -> str | None:
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
+    """The read loop. Its frame lives as long as the socket, so it keeps few locals and no
+    bound methods, and drops each message once handled: an idle socket holds no copy of the
+    last thing it said (often an ``authenticate`` carrying a token)."""
+    opened = await _open(request)
+    if not isinstance(opened, Session):
+        return opened
+    session = opened
+    ws = session.ws
     dispatcher = request.app[DISPATCHER_KEY]
-    ctx = dispatcher.ctx
+    try:
+        while True:
+            kind, data, _ = await ws.receive()
+            if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+                await dispatcher.handle(session, data)
+                data = None
+            elif kind in _ENDS:
+                break
+    finally:
+        dispatcher.ctx.hub.remove(session)
+    return ws
+
+
+async def _open(request: web.Request) -> Session | web.StreamResponse:
+    """The upgrade, the session, and Bearer authentication when the upgrade carries a token;
+    an error response instead when there is no socket to serve."""
+    ctx = request.app[DISPATCHER_KEY].ctx
     settings = ctx.settings
     hub = ctx.hub
     request_id = request_id_of(request)
-    LOG_REQUEST_ID.set(request_id)
     if hub.shutting_down:
         return error_response(503, "Server shutting down", request_id)
     ws = web.WebSocketResponse(
@@ -51,23 +77,21 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     # Clients behind one address (a NAT, a proxy) share one string for it.
     remote = sys.intern(client_address(request, settings.trusted_proxies))
     session = Session(ws, hub.session_env, remote)
-    LOG_SESSION_ID.set(session.id)
+    # The task is named after the session, which is how its log records carry the session's
+    # id; the upgrade's request id is logged once with it.
+    name_task(session.id)
+    log.debug("session %s: opened by request %s from %s", session.id, request_id, remote)
     hub.add(session)
-    try:
-        token = _bearer(request)
-        if token is not None:
-            try:
-                await authenticate_session(ctx, session, token)
-            except GatewayError as exc:
-                session.close(close_code_for(exc), exc.message)
-        async for message in ws:
-            if message.type is WSMsgType.TEXT or message.type is WSMsgType.BINARY:
-                await dispatcher.handle(session, message.data)
-            elif message.type is WSMsgType.ERROR:
-                break
-    finally:
-        hub.remove(session)
-    return ws
+    token = _bearer(request)
+    if token is not None:
+        try:
+            await authenticate_session(ctx, session, token)
+        except GatewayError as exc:
+            session.close(close_code_for(exc), exc.message)
+        except BaseException:
+            hub.remove(session)
+            raise
+    return session
 
 
 def install(app: web.Application) -> None:
