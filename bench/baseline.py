@@ -6,23 +6,41 @@ stores nothing: orjson, uvloop and aiohttp with the same WebSocket settings as t
 (heartbeat, message size limit, no compression). What the gateway costs beyond it is the price of
 authorization, persistence and its session machinery.
 
-Run: ``python -m bench.baseline --port 8100``.
+With ``--store DATABASE_URL`` it is the control for the cost of storage: the same relay also
+writes every notification it acknowledges to PostgreSQL, in batches every 50 ms with the
+gateway's own insert (``gateway.store.writer``), so that the database's work lands on the
+machine exactly as it does beside the gateway.
+
+With ``--lean`` its read loop drops each message once handled (the idle-memory what-if: the
+gateway's does, this relay as written keeps the last one).
+
+Run: ``python -m bench.baseline --port 8100 [--store postgresql://...] [--lean]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import itertools
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
 
 from bench import raise_nofile_limit
+from gateway.store.db import create_pool
+from gateway.store.writer import insert_notifications
+from gateway.types import Notification
 
 HEARTBEAT = 30.0
 MAX_MESSAGE_BYTES = 64 * 1024
+STORE_INTERVAL = 0.05
+"""The gateway's default GATEWAY_PERSIST_INTERVAL."""
+STORE_FIRST_ID = 10**15
+"""The stored relay's ids, far above the gateway's in the same table."""
 
 
 def iso(epoch: float) -> str:
@@ -35,7 +53,12 @@ def iso(epoch: float) -> str:
 class Relay:
     """Routes by device and by network; one serialization per message for all subscribers."""
 
-    def __init__(self) -> None:
+    def __init__(self, lean: bool = False) -> None:
+        self.lean = lean
+        """Drop each message once handled (a what-if: as written, the read loop keeps its last
+        message and its parse alive while the socket idles, as straightforward code does)."""
+        self.pending: list[Notification] | None = None
+        """Acknowledged and not yet written (None: not storing)."""
         self.networks: dict[str, int] = {}
         self.by_device: dict[str, list[tuple[web.WebSocketResponse, bytes]]] = {}
         self.by_network: dict[int, list[tuple[web.WebSocketResponse, bytes]]] = {}
@@ -65,6 +88,18 @@ class Relay:
                 "timestamp": stamp,
             }
         )
+        if self.pending is not None:
+            self.pending.append(
+                Notification(
+                    id=STORE_FIRST_ID + item_id,
+                    device_id=device_id,
+                    network_id=network_id or 0,
+                    device_type_id=None,
+                    notification=body["notification"],
+                    parameters=body.get("parameters"),
+                    timestamp=time.time(),
+                )
+            )
         for routes in (self.by_device.get(device_id), self.by_network.get(network_id or 0)):
             for subscriber, id_bytes in routes or ():
                 if not subscriber.closed:
@@ -109,36 +144,67 @@ class Relay:
                 if message.type is not WSMsgType.TEXT and message.type is not WSMsgType.BINARY:
                     continue
                 body = orjson.loads(message.data)
-                action = body.get("action")
-                request_id = body.get("requestId")
-                if action == "notification/insert":
-                    await self.insert(ws, body)
-                elif action == "notification/subscribe":
-                    subscription_id = self.subscribe(ws, body, mine)
-                    await ws.send_frame(
-                        self._reply(action, request_id, {"subscriptionId": subscription_id}),
-                        WSMsgType.TEXT,
-                    )
-                elif action == "device/save":
-                    device = body.get("device") or {}
-                    self.networks[body["deviceId"]] = int(device.get("networkId") or 0)
-                    await ws.send_frame(self._reply(action, request_id), WSMsgType.TEXT)
-                else:  # authenticate, server/info and anything else: accepted, unchecked
-                    await ws.send_frame(self._reply(action, request_id), WSMsgType.TEXT)
+                await self._dispatch(ws, body, mine)
+                if self.lean:
+                    del message, body
         finally:
             for routes, entry in mine:
                 if entry in routes:
                     routes.remove(entry)
         return ws
 
+    async def _dispatch(
+        self, ws: web.WebSocketResponse, body: dict[str, Any], mine: list[tuple[list[Any], Any]]
+    ) -> None:
+        action = body.get("action")
+        request_id = body.get("requestId")
+        if action == "notification/insert":
+            await self.insert(ws, body)
+        elif action == "notification/subscribe":
+            subscription_id = self.subscribe(ws, body, mine)
+            await ws.send_frame(
+                self._reply(action, request_id, {"subscriptionId": subscription_id}),
+                WSMsgType.TEXT,
+            )
+        elif action == "device/save":
+            device = body.get("device") or {}
+            self.networks[body["deviceId"]] = int(device.get("networkId") or 0)
+            await ws.send_frame(self._reply(action, request_id), WSMsgType.TEXT)
+        else:  # authenticate, server/info and anything else: accepted, unchecked
+            await ws.send_frame(self._reply(action, request_id), WSMsgType.TEXT)
+
 
 async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def create_app() -> web.Application:
-    relay = Relay()
+async def _store(relay: Relay, url: str) -> None:
+    """Every STORE_INTERVAL, what was acknowledged since, in one batch."""
+    pool = await create_pool(url, max_size=2)
+    try:
+        while True:
+            await asyncio.sleep(STORE_INTERVAL)
+            batch, relay.pending = relay.pending or [], []
+            if batch:
+                await insert_notifications(pool, batch)
+    finally:
+        await pool.close()
+
+
+def create_app(store: str | None = None, lean: bool = False) -> web.Application:
+    relay = Relay(lean)
     app = web.Application()
+    if store is not None:
+        relay.pending = []
+
+        async def storing(_app: web.Application) -> AsyncIterator[None]:
+            task = asyncio.create_task(_store(relay, store))
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        app.cleanup_ctx.append(storing)
     app.router.add_get("/v1/ws", relay.handle)
     app.router.add_get("/healthz", healthz)
     return app
@@ -147,12 +213,14 @@ def create_app() -> web.Application:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--store", default=None, help="also store what is acknowledged here")
+    parser.add_argument("--lean", action="store_true", help="keep no reference to the last message")
     args = parser.parse_args()
     raise_nofile_limit()
     import uvloop
 
     web.run_app(
-        create_app(),
+        create_app(args.store, args.lean),
         host="127.0.0.1",
         port=args.port,
         print=None,

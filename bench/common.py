@@ -114,11 +114,16 @@ class Context:
         )
         return await self._start(server)
 
-    async def start_baseline(self, name: str) -> Server:
+    async def start_baseline(self, name: str, *, store: bool = False, lean: bool = False) -> Server:
+        """The bare relay; with ``store`` it also writes what it acknowledges to the run's
+        database (the control for the cost of storage; the gateway must have migrated it), with
+        ``lean`` it keeps no reference to a handled message (bench/baseline.py)."""
         port = free_port()
+        storing = ["--store", self.database_url] if store else []
+        storing += ["--lean"] if lean else []
         server = Server(
             name,
-            [PYTHON, "-m", "bench.baseline", "--port", str(port)],
+            [PYTHON, "-m", "bench.baseline", "--port", str(port), *storing],
             port,
             {},
             self.run_dir / "logs",

@@ -181,6 +181,19 @@ async def run(ctx: Context) -> dict[str, Any]:
             ctx.stop(server)
         results[target] = _at(held[target], params["sessions"])
         results[f"{target}_max"] = dict(held[target]["steps"][-1])
+    lean = None
+    if not ctx.quick and ctx.remaining() > 120:
+        # The what-if: the same relay, its read loop keeping no reference to a handled message.
+        server = await ctx.start_baseline("baseline-lean-idle", lean=True)
+        n = params["sessions"]
+        try:
+            lean = _at(
+                await hold(ctx, server, {**params, "steps": [n], "max_sessions": n}, 1),
+                params["sessions"],
+            )
+        finally:
+            ctx.stop(server)
+        results["baseline_lean"] = lean
     breakdown = None
     if params["breakdown_sessions"] and ctx.remaining() > 60:
         breakdown = await _breakdown(ctx, params)
@@ -191,6 +204,10 @@ async def run(ctx: Context) -> dict[str, Any]:
         "gateway_kib_per_session": gate["rss_per_session_kib"],
         "memory_ratio": ratio(gate["rss_per_session_kib"], base["rss_per_session_kib"]),
         "memory_target_ratio": 1.05,
+        "lean_baseline_kib_per_session": None if lean is None else lean["rss_per_session_kib"],
+        "memory_ratio_vs_lean": None
+        if lean is None
+        else ratio(gate["rss_per_session_kib"], lean["rss_per_session_kib"]),
         "baseline_connect_per_s": base["connect_per_s"],
         "gateway_connect_per_s": gate["connect_per_s"],
         "connect_ratio": ratio(gate["connect_per_s"], base["connect_per_s"]),

@@ -25,6 +25,12 @@ from bench import profile
 from bench.common import CLIENT_PASSWORD, Context, LoadGen, api, ratio
 from bench.infra import Server, backend_pids, renice
 
+STORED = "stored"
+"""The control: the bare relay writing what it acknowledges to the same PostgreSQL, with the
+gateway's insert every 50 ms. On a small machine the database's work (its CPU, its commits)
+shows in every server's tail latency; beside this control it shows in both alike, so the gap
+between the two is what the gateway adds beyond storing."""
+
 TOPOLOGIES = ("1:1", "1:many", "1:1 x10", "1:many x10")
 """Shapes: 100 devices each watched by one dashboard (by deviceId), 20 devices watched by 10
 dashboards (the network), and both with 10 devices (the issue's shape: fewer, busier
@@ -240,10 +246,11 @@ async def compare(
 async def run(ctx: Context) -> dict[str, Any]:
     params = parameters(ctx.quick)
     tag = f"fo{uuid.uuid4().hex[:6]}"
+    gateway = await ctx.start_gateway("gateway-fanout")  # first: it migrates the database
     baseline = await ctx.start_baseline("baseline-fanout")
-    gateway = await ctx.start_gateway("gateway-fanout")
+    stored = await ctx.start_baseline("baseline-stored-fanout", store=True)
     runs: list[dict[str, Any]] = []
-    servers = {"baseline": baseline, "gateway": gateway}
+    servers = {"baseline": baseline, STORED: stored, "gateway": gateway}
     try:
         fixture = await _gateway_fixture(gateway, tag)
         for topology in TOPOLOGIES:
@@ -252,6 +259,7 @@ async def run(ctx: Context) -> dict[str, Any]:
             runs += await compare(ctx, servers, topology, params, fixture, phases, tag)
     finally:
         ctx.stop(baseline)
+        ctx.stop(stored)
         ctx.stop(gateway)
     profiles: dict[str, Any] = {}
     if params["profile_seconds"] and ctx.remaining() > 90:
@@ -363,6 +371,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             gate = _phase(runs, "gateway", topology, label)
             if base is None or gate is None:
                 continue
+            control = _phase(runs, STORED, topology, label) or {}
+            control_p99 = (control.get("latency_ms") or {}).get("p99")
             rows.append(
                 {
                     "topology": topology,
@@ -378,6 +388,14 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                     "baseline_latency_ms": base["latency_ms"],
                     "gateway_latency_ms": gate["latency_ms"],
                     "p99_ratio": ratio(gate["latency_ms"]["p99"], base["latency_ms"]["p99"]),
+                    "stored_delivered_per_s": control.get("delivered_per_s"),
+                    "stored_cpu_percent": control.get("server_cpu_percent"),
+                    "stored_latency_ms": control.get("latency_ms"),
+                    "stored_lost": control.get("lost"),
+                    "p99_ratio_vs_stored": ratio(gate["latency_ms"]["p99"], control_p99),
+                    "cpu_ratio_vs_stored": ratio(
+                        gate["server_cpu_percent"], control.get("server_cpu_percent")
+                    ),
                     "baseline_rss_mib": base["server_rss_mib"],
                     "gateway_rss_mib": gate["server_rss_mib"],
                     "rss_ratio": ratio(gate["server_rss_mib"], base["server_rss_mib"]),

@@ -199,7 +199,7 @@ async def _memory(request: web.Request) -> web.Response:
             "bytes": stat.size_diff,
             "blocks": stat.count_diff,
         }
-        for stat in diff[:40]
+        for stat in diff[:80]
     ]
     return web.json_response(
         {
