@@ -1,10 +1,9 @@
-"""Loop steps, and the frames queued in one, written at its end without a task per session.
+"""Frames queued during one event-loop step, written at its end without a task per session.
 
-A session writes the first frame of a step at once (no queue, no task: the latency of a lone
-push is one ``transport.write``); what follows in the same step is queued, and the outbox writes
-every session's queue in one callback once the step is over, each as one ``transport.write``.
-The queue bounds what one step may pile up for a session (the slow-consumer rule). Only a
-session whose transport is paused gets a writer task, which waits for the socket to drain.
+A session queues what it sends; the outbox writes every session's queue in one callback once the
+step is over, each as one ``transport.write``. Until then a queue bounds what one step may pile up
+for a session (the slow-consumer rule). Only a session whose transport is paused gets a writer
+task, which waits for the socket to drain.
 """
 
 from __future__ import annotations
@@ -35,58 +34,35 @@ def text_frames(payloads: Iterable[bytes]) -> bytes:
     return b"".join(parts)
 
 
-def text_frame(payload: bytes) -> bytes:
-    """One unmasked server text frame (the common case of ``text_frames``, without its list)."""
-    length = len(payload)
-    if length < 126:
-        return _SHORT[length] + payload
-    return text_frames((payload,))
-
-
 class Writable(Protocol):
     def write_queued(self) -> None: ...
 
 
-class Step:
-    """One step of the event loop, as far as sessions can tell: a new one begins each time the
-    outbox has written what the last one queued."""
-
-    __slots__ = ()
-
-
 class Outbox:
-    """The current step of the running loop, and the sessions with something queued in it."""
+    """The sessions with something queued in the current step of the running loop."""
 
-    __slots__ = ("_armed", "_loop", "_pending", "step")
+    __slots__ = ("_loop", "_pending")
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[Writable] = []
-        self._armed = False
-        self.step = Step()
-
-    def arm(self) -> Step:
-        """The current step, which ends (and a new one begins) once the running callbacks are
-        done; a session that wrote in it queues what else it sends until then."""
-        loop = asyncio.get_running_loop()
-        if not self._armed or self._loop is not loop:
-            # (A loop that stopped before the end of its step: tests run one loop each.)
-            if self._loop is not loop:
-                self._pending = []
-            self._loop = loop
-            self._armed = True
-            loop.call_soon(self._write)
-        return self.step
 
     def add(self, session: Writable) -> None:
-        self.arm()
-        self._pending.append(session)
+        pending = self._pending
+        if not pending:
+            loop = asyncio.get_running_loop()
+            self._loop = loop
+            loop.call_soon(self._write)
+        elif self._loop is not asyncio.get_running_loop():
+            # A loop that stopped before the end of its step (tests run one loop each).
+            self._pending = pending = []
+            self.add(session)
+            return
+        pending.append(session)
 
     def _write(self) -> None:
         pending = self._pending
         self._pending = []
-        self._armed = False
-        self.step = Step()
         for session in pending:
             session.write_queued()
 
