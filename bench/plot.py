@@ -31,7 +31,11 @@ def render(results: dict[str, Any], path: Path) -> Path | None:
                 continue
             target = run["target"]
             color = COLORS.get(target, "black")
-            rated = [p for p in run["phases"] if p["mode"] == "rate" and p["latency_ms"]["n"]]
+            rated = [
+                p
+                for p in run["phases"]
+                if p["mode"] == "rate" and p["latency_ms"]["n"] and p.get("round", 1) == 1
+            ]
             rates = [p["offered_per_s"] for p in rated]
             axis.plot(
                 rates,
@@ -49,7 +53,11 @@ def render(results: dict[str, Any], path: Path) -> Path | None:
                 label=f"{target} p50",
             )
             for phase in run["phases"]:
-                if phase["mode"] == "max" and phase["latency_ms"]["n"]:
+                if (
+                    phase["mode"] == "max"
+                    and phase["latency_ms"]["n"]
+                    and phase.get("round", 1) == 1
+                ):
                     axis.plot(
                         [phase["delivered_per_s"]],
                         [phase["latency_ms"]["p99"]],
