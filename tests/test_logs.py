@@ -101,6 +101,11 @@ async def test_json_logs_parse_line_by_line_and_hold_no_secret(
     assert len(reuse) == 1
     assert reuse[0]["level"] == "WARNING"
     assert reuse[0]["request_id"] == REUSE_REQUEST
+    # A WebSocket's records carry its session id (read from its task's name), not a request id;
+    # the upgrade's request id is logged once, with the session it opened.
+    [opened] = [entry for entry in entries if "opened by request" in entry["message"]]
+    assert opened["message"].startswith(f"session {opened['session_id']}: opened by request ")
+    assert "request_id" not in opened
     for secret in seen:
         assert secret not in output
 
