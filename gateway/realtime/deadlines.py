@@ -65,6 +65,8 @@ class Deadlines(Generic[T]):
             for key in sorted(k for k in self._buckets if k <= now):
                 bucket = self._buckets.pop(key)
                 for owner, action in list(bucket.items()):
+                    if owner not in bucket:
+                        continue  # cancelled (or given a new deadline) by an action of this tick
                     if self._key_of.get(owner) is bucket:
                         del self._key_of[owner]
                     try:

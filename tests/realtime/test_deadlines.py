@@ -46,6 +46,24 @@ async def test_an_action_may_set_the_owner_s_next_deadline() -> None:
     deadlines.close()
 
 
+async def test_an_owner_cancelled_by_an_earlier_action_of_its_tick_does_not_fire() -> None:
+    """A session closed by another's deadline action (one tick runs both) keeps no stale one."""
+    deadlines: Deadlines[str] = Deadlines(resolution=0.01)
+    fired: list[str] = []
+    ticked = asyncio.Event()
+
+    def first(owner: str) -> None:
+        fired.append(owner)
+        deadlines.cancel("b")
+        ticked.set()
+
+    deadlines.set("a", 0.02, first)
+    deadlines.set("b", 0.02, fired.append)
+    await asyncio.wait_for(ticked.wait(), 1)
+    assert fired == ["a"]
+    assert len(deadlines) == 0
+
+
 async def test_a_failing_action_neither_stops_the_others_nor_the_ticker(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
