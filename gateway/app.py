@@ -178,7 +178,9 @@ def _sample(metrics: Metrics, pool: Pool, bus: Bus, hub: Hub, messages: MessageS
     metrics.sample_gauge("gateway_db_pool_in_use", lambda: pool.get_size() - pool.get_idle_size())
     metrics.sample_counter("gateway_persist_written", lambda: messages.written)
     metrics.sample_counter("gateway_persist_failed", lambda: messages.failed)
+    metrics.sample_counter("gateway_persist_dead_lettered", lambda: messages.writer.dead_lettered)
     metrics.sample_counter("gateway_bus_reconnects", lambda: bus.reconnects)
+    metrics.sample_counter("gateway_bus_skipped", lambda: bus.skipped)
 
 
 async def _serve_metrics(settings: Settings, metrics: Metrics) -> web.AppRunner:

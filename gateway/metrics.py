@@ -154,7 +154,9 @@ class Metrics:
         for name, text in (
             ("gateway_persist_written", "Notifications and commands written to PostgreSQL"),
             ("gateway_persist_failed", "Batch writes to PostgreSQL that failed (and are retried)"),
+            ("gateway_persist_dead_lettered", "Rows PostgreSQL refused, kept in dead_letters"),
             ("gateway_bus_reconnects", "Times the bus transport reconnected after a loss"),
+            ("gateway_bus_skipped", "Messages not published: no other instance listens"),
         ):
             self._sampled.counters[name] = (text, _zero)
         self.logins_by_outcome: dict[str, Tally] = {

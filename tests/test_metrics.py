@@ -32,7 +32,9 @@ FAMILIES = {
     "gateway_persist_written",
     "gateway_persist_failed",
     "gateway_bus_connected",
+    "gateway_persist_dead_lettered",
     "gateway_bus_reconnects",
+    "gateway_bus_skipped",
     "gateway_db_pool_in_use",
 }
 

@@ -31,6 +31,8 @@ class Bus(abc.ABC):
         self._resync_hooks: list[ResyncHook] = []
         self.reconnects = 0
         """Times the transport came back after a loss (read by the metrics)."""
+        self.skipped = 0
+        """Messages not handed to the transport: no other instance listens on their channel."""
 
     def set_handler(self, handler: Handler) -> None:
         self._handler = handler
@@ -78,6 +80,10 @@ class Bus(abc.ABC):
     def publish(self, channel: str, payload: bytes) -> int:
         """Deliver locally now and hand to the transport; returns the number of instances the
         transport last reported for broadcast channels (1 for the in-process bus)."""
+
+    def wants(self, channel: str) -> bool:
+        """Whether another instance may listen on ``channel`` (worth handing to the transport)."""
+        return False
 
     def publish_remote(self, channel: str, payload: bytes) -> None:  # noqa: B027 - no transport
         """Hand to the transport only: the publisher delivered to this instance itself."""

@@ -2,7 +2,9 @@
 
 One connection carries every subscription of this instance, whatever the number of sessions;
 another carries publishes, pipelined in batches. Each message is tagged with its origin so an
-instance ignores the echo of its own messages, which it already delivered locally.
+instance ignores the echo of its own messages, which it already delivered locally, before it
+decodes anything. A message is published only on a channel another instance listens on
+(``gateway.bus.interest``): a lone instance publishes nothing.
 
 Redis pub/sub is at-most-once: what is published while a connection is down is lost. After a
 reconnect the instance re-subscribes and waits for Redis to confirm every subscription before it
@@ -27,6 +29,7 @@ from redis.exceptions import RedisError
 
 from gateway import supervise
 from gateway.bus.base import Bus
+from gateway.bus.interest import INTEREST_CHANNEL, Announcer, instance_channel
 from gateway.config import redact
 from gateway.supervise import Backoff, Streak, stop
 
@@ -39,6 +42,7 @@ _BACKOFF_MAX = 5.0
 _PING_EVERY = 5.0
 _CONFIRM_WITHIN = 5.0
 _SETTLE_WITHIN = 2.0
+_HELLO_AGAIN = 5.0
 
 
 class RedisBus(Bus):
@@ -67,6 +71,16 @@ class RedisBus(Bus):
         self._connected = asyncio.Event()
         self._resync_wanted = asyncio.Event()
         self._resyncing = False
+        self.announcer = Announcer(
+            self._publish_now,
+            self._enqueue,
+            wake=self._changes.set,
+            progressed=self._live_changed.set,
+            ack_within=_SETTLE_WITHIN,
+        )
+        self.interest = self.announcer.interest
+        self._interest_channel = self.prefix + INTEREST_CHANNEL
+        self._own_channel = self.prefix + instance_channel(instance_id)
 
     @property
     def healthy(self) -> bool:
@@ -88,6 +102,11 @@ class RedisBus(Bus):
             )
 
     async def close(self) -> None:
+        if self._healthy:
+            # Or the others keep publishing what this instance wanted (harmless, wasted).
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self.announcer.bye()
         await stop(self._tasks)
         if self._pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
@@ -101,7 +120,19 @@ class RedisBus(Bus):
         self.publish_remote(channel, payload)
         return 1
 
+    async def _publish_now(self, channel: str, payload: bytes) -> int:
+        return int(await self._client.publish(self.prefix + channel, self._tag + payload))
+
+    def wants(self, channel: str) -> bool:
+        return self.interest.wanted(channel)
+
     def publish_remote(self, channel: str, payload: bytes) -> None:
+        if not self.interest.wanted(channel):
+            self.skipped += 1
+            return
+        self._enqueue(channel, payload)
+
+    def _enqueue(self, channel: str, payload: bytes) -> None:
         if len(self._outbox) >= _MAX_OUTBOX:
             self._dropped += 1
             return
@@ -146,15 +177,19 @@ class RedisBus(Bus):
         self._changes.set()
 
     async def settled(self, channels: Iterable[str]) -> None:
-        """Waits (bounded; not while Redis is down) for Redis to confirm ``channels``: a
-        subscribe reply then means what another instance publishes next reaches it."""
+        """Waits (bounded; not while Redis is down) for Redis to confirm ``channels`` and for
+        the other instances to acknowledge that this one listens on them: a subscribe reply
+        then means what another instance publishes next reaches it."""
         wanted = [channel for channel in channels if channel in self._channels]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_SETTLE_WITHIN):
-                while self._healthy and not all(self.prefix + c in self._live for c in wanted):
+                while self._healthy and not all(self._settled(c) for c in wanted):
                     self._live_changed.clear()
                     await self._live_changed.wait()
                     wanted = [channel for channel in wanted if channel in self._channels]
+
+    def _settled(self, channel: str) -> bool:
+        return self.prefix + channel in self._live and self.announcer.acknowledged(channel)
 
     async def _sync_subscriptions(self) -> None:
         """Bring the Redis subscriptions in line with what local subscribers need, in batches."""
@@ -173,21 +208,44 @@ class RedisBus(Bus):
         self._subscribed_remote = set(wanted)
 
     async def _sync_forever(self) -> None:
+        """Keeps the Redis subscriptions and what the others were told in line with the local
+        subscribers; asks the others for their lists until every one has answered."""
+        announcer = self.announcer
+        told = False
         while True:
-            await self._changes.wait()
-            self._changes.clear()
-            await self._sync_subscriptions()
+            try:
+                if not told:
+                    await announcer.tell(self._channels, reset=True)
+                    await announcer.hello()
+                    told = True
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(None if self.interest.complete else _HELLO_AGAIN):
+                        await self._changes.wait()
+                if not self.interest.complete and not self._changes.is_set():
+                    await announcer.hello()
+                    continue
+                self._changes.clear()
+                await self._sync_subscriptions()
+                await announcer.tell(self._channels)
+                await announcer.answer()
+            except (RedisError, OSError) as exc:
+                # The reader reconnects when the connection is gone; a failed publish alone
+                # is retried here.
+                log.warning("updating the Redis subscriptions failed: %s; retrying", exc)
+                self._changes.set()
+                await asyncio.sleep(_BACKOFF_START)
 
     async def _connect(self) -> None:
         # Confirmations are read, not ignored: they say when a subscription is in effect.
         self._pubsub = self._client.pubsub()
         self._subscribed_remote = set()
         self._live = set()
-        own = f"{self.prefix}instance:{self.instance_id}"
+        self.announcer.begin()
+        own = (self._own_channel, self._interest_channel)
         # A channel of our own keeps the connection open even before anything else is wanted.
-        await self._pubsub.subscribe(own)
+        await self._pubsub.subscribe(*own)
         await self._sync_subscriptions()
-        sent = {own} | {self.prefix + c for c in self._subscribed_remote}
+        sent = {*own} | {self.prefix + c for c in self._subscribed_remote}
         async with asyncio.timeout(_CONFIRM_WITHIN):
             while not sent <= self._live:
                 self._handle(await self._pubsub.get_message(timeout=1.0))
@@ -277,15 +335,20 @@ class RedisBus(Bus):
         if message is None:
             return
         kind = message.get("type")
+        if kind == "message":
+            origin, separator, payload = message["data"].partition(_SEPARATOR)
+            if not separator or origin == self._origin:
+                return
+            channel = message["channel"].decode()
+            if channel == self._interest_channel or channel == self._own_channel:
+                self.announcer.heard(origin.decode(), payload)
+            else:
+                self._deliver(channel[len(self.prefix) :], payload)
+            return
         raw = message.get("channel") or b""
-        channel: str = raw.decode() if isinstance(raw, bytes) else str(raw)
+        channel = raw.decode() if isinstance(raw, bytes) else str(raw)
         if kind == "subscribe":
             self._live.add(channel)
             self._live_changed.set()
         elif kind == "unsubscribe":
             self._live.discard(channel)
-        elif kind == "message":
-            data: bytes = message["data"]
-            origin, separator, payload = data.partition(_SEPARATOR)
-            if separator and origin != self._origin:
-                self._deliver(channel[len(self.prefix) :], payload)

@@ -293,8 +293,10 @@ class Hub:
         routes = self._routes
         by_device = routes.get(device)
         by_network = routes.get(network)
-        shared = self.bus.shared
-        if not (by_device or by_network or shared):
+        bus = self.bus
+        to_device = bus.wants(device)
+        to_network = bus.wants(network)
+        if not (by_device or by_network or to_device or to_network):
             return
         item_json = orjson.dumps(item.to_json())
         for found in (by_device, by_network):
@@ -309,13 +311,15 @@ class Hub:
                     item.id,
                     item_json,
                 )
-        if shared:
+        if to_device or to_network:
             header = orjson.dumps(
                 [item.device_id, item.network_id, item.device_type_id, item.name, item.id]
             )
             frame = kind + header + b"\n" + item_json
-            self.bus.publish_remote(device, frame)
-            self.bus.publish_remote(network, frame)
+            if to_device:
+                bus.publish_remote(device, frame)
+            if to_network:
+                bus.publish_remote(network, frame)
 
     def deliver(self, channel: str, frame: bytes) -> None:
         """A message from another instance: hand it to the local subscriptions on the channel."""

@@ -1,0 +1,201 @@
+"""Who listens where: a publish goes to Redis only when another instance wants its channel."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+import redis.asyncio as aioredis
+
+from gateway.bus.interest import Interest, message, parse
+from gateway.bus.redis import RedisBus
+from tests.conftest import wait_for
+
+
+async def started(url: str, name: str, prefix: str) -> RedisBus:
+    bus = RedisBus(name, url, prefix=prefix)
+    await bus.start()
+    return bus
+
+
+async def settled(bus: RedisBus, *channels: str) -> None:
+    for channel in channels:
+        bus.subscribe(channel)
+    await bus.settled(channels)
+
+
+class Watcher:
+    """A plain Redis client on every data channel: it sees what is published, and no instance
+    counts it as a listener (it never says so)."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.client = aioredis.Redis.from_url(url)
+        self.pubsub = self.client.pubsub()
+        self.prefix = prefix
+        self.seen: list[str] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Watcher:
+        await self.pubsub.psubscribe(f"{self.prefix}:dev:*")
+        await self.pubsub.get_message(timeout=1.0)  # the psubscribe confirmation
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        while True:
+            found = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if found is not None:
+                self.seen.append(found["channel"].decode()[len(self.prefix) + 1 :])
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self.pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self.client.aclose()
+
+
+def test_the_map_is_complete_once_every_other_instance_answered() -> None:
+    interest = Interest()
+    assert interest.wanted("dev:1")
+    interest.begin()
+    interest.listed("b", ["dev:1"])  # an answer may come before the count of those asked
+    assert not interest.complete
+    assert interest.unanswered is None
+    interest.expect(2)
+    assert interest.unanswered == 1
+    assert interest.wanted("dev:2")
+    interest.listed("c", [])
+    assert interest.complete
+    assert interest.wanted("dev:1")
+    assert not interest.wanted("dev:2")
+
+
+def test_drops_resets_and_goodbyes_update_who_listens() -> None:
+    interest = Interest()
+    interest.begin()
+    interest.expect(0)
+    interest.add("b", ["dev:1", "net:1"])
+    interest.add("c", ["dev:1"])
+    interest.drop("b", ["dev:1"])
+    assert interest.listeners("dev:1") == {"c"}
+    interest.replace("c", ["net:2"])
+    assert not interest.wanted("dev:1")
+    assert interest.wanted("net:1") and interest.wanted("net:2")
+    interest.forget("b")
+    interest.forget("nobody")
+    interest.drop("nobody", ["net:2"])
+    assert not interest.wanted("net:1")
+    assert interest.listeners("net:2") == {"c"}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"op": "add"}',
+        b'{"op": 1, "seq": 0, "ch": []}',
+        b'{"op": "add", "seq": "1", "ch": []}',
+        b'{"op": "add", "seq": 1, "ch": [1]}',
+        b'{"op": "add", "seq": 1, "ch": "dev:1"}',
+        b"\xff\xfe",
+    ],
+)
+def test_a_malformed_message_parses_to_nothing(payload: bytes) -> None:
+    assert parse(payload) is None
+
+
+def test_a_message_round_trips() -> None:
+    assert parse(message("add", 7, ["dev:1", "net:2"])) == ("add", 7, ["dev:1", "net:2"])
+
+
+async def test_a_lone_instance_publishes_nothing(redis_url: str, redis_prefix: str) -> None:
+    a = await started(redis_url, "a", redis_prefix)
+    try:
+        async with Watcher(redis_url, redis_prefix) as watcher:
+            await wait_for(lambda: a.interest.complete)
+            seen: list[tuple[str, bytes]] = []
+            a.set_handler(lambda channel, payload: seen.append((channel, payload)))
+            await settled(a, "dev:1")
+            a.publish("dev:1", b"local only")
+            assert seen == [("dev:1", b"local only")]
+            assert a.skipped == 1
+            b = await started(redis_url, "b", redis_prefix)
+            try:
+                await settled(b, "dev:1")
+                assert a.wants("dev:1") and not a.wants("dev:2")
+                a.publish("dev:1", b"to b")
+                a.publish("dev:2", b"nobody")
+                await wait_for(lambda: watcher.seen == ["dev:1"])
+                assert a.skipped == 2
+            finally:
+                await b.close()
+    finally:
+        await a.close()
+
+
+async def test_what_an_instance_stops_listening_on_is_no_longer_published_to(
+    redis_url: str, redis_prefix: str
+) -> None:
+    a = await started(redis_url, "a", redis_prefix)
+    b = await started(redis_url, "b", redis_prefix)
+    try:
+        await settled(b, "dev:1", "net:1")
+        await wait_for(lambda: a.wants("dev:1") and a.wants("net:1"))
+        b.unsubscribe("dev:1")
+        await wait_for(lambda: not a.wants("dev:1"))
+        assert a.wants("net:1")
+        await b.close()
+        await wait_for(lambda: not a.wants("net:1"))
+        assert a.interest.complete
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_newcomer_learns_who_listens_and_reaches_them(
+    redis_url: str, redis_prefix: str
+) -> None:
+    a = await started(redis_url, "a", redis_prefix)
+    b = await started(redis_url, "b", redis_prefix)
+    seen: list[tuple[str, bytes]] = []
+    b.set_handler(lambda channel, payload: seen.append((channel, payload)))
+    await settled(b, "dev:9")
+    c = await started(redis_url, "c", redis_prefix)
+    try:
+        await wait_for(lambda: c.interest.complete)
+        assert c.wants("dev:9") and not c.wants("dev:10")
+        c.publish("dev:9", b"from c")
+        await wait_for(lambda: seen == [("dev:9", b"from c")])
+    finally:
+        for bus in (a, b, c):
+            await bus.close()
+
+
+async def test_an_instance_that_does_not_answer_leaves_everything_published(
+    redis_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A listener on the interest channel that never answers (hung, or not a gateway) keeps
+    the map incomplete: publishing everything may waste, never lose."""
+    mute = aioredis.Redis.from_url(redis_url)
+    pubsub = mute.pubsub()
+    await pubsub.subscribe(f"{redis_prefix}:interest")
+    caplog.set_level(logging.WARNING, logger="gateway.bus")
+    a = await started(redis_url, "a", redis_prefix)
+    try:
+        await wait_for(lambda: a.interest.unanswered == 1)
+        assert not a.interest.complete
+        assert a.wants("dev:1")
+        await mute.publish(f"{redis_prefix}:interest", b"m\x1e{broken")
+        await mute.publish(f"{redis_prefix}:interest", b"no separator")
+        await wait_for(lambda: "malformed interest message from instance m" in caplog.text)
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        # Asked again (every 5 s): with the mute listener gone, nobody is left to wait for.
+        await wait_for(lambda: a.interest.complete, timeout=10)
+        assert not a.wants("dev:1")
+    finally:
+        await a.close()
+        await mute.aclose()
