@@ -82,7 +82,8 @@ class Bus(abc.ABC):
         transport last reported for broadcast channels (1 for the in-process bus)."""
 
     def wants(self, channel: str) -> bool:
-        """Whether another instance may listen on ``channel`` (worth handing to the transport)."""
+        """Whether another instance may listen on ``channel``: the fan-out asks before it
+        hands a data message to the transport. Control messages (``publish``) always go."""
         return False
 
     def publish_remote(self, channel: str, payload: bytes) -> None:  # noqa: B027 - no transport

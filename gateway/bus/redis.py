@@ -124,12 +124,13 @@ class RedisBus(Bus):
         return int(await self._client.publish(self.prefix + channel, self._tag + payload))
 
     def wants(self, channel: str) -> bool:
-        return self.interest.wanted(channel)
+        """Counts each no (``gateway_bus_skipped_total``): the caller leaves that publish out."""
+        if self.interest.wanted(channel):
+            return True
+        self.skipped += 1
+        return False
 
     def publish_remote(self, channel: str, payload: bytes) -> None:
-        if not self.interest.wanted(channel):
-            self.skipped += 1
-            return
         self._enqueue(channel, payload)
 
     def _enqueue(self, channel: str, payload: bytes) -> None:

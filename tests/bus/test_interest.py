@@ -10,7 +10,8 @@ import redis.asyncio as aioredis
 
 from gateway.bus.interest import Interest, message, parse
 from gateway.bus.redis import RedisBus
-from tests.conftest import wait_for
+from tests.conftest import AppFactory, wait_for
+from tests.realtime.helpers import build_world, connect, insert
 
 
 async def started(url: str, name: str, prefix: str) -> RedisBus:
@@ -26,7 +27,7 @@ async def settled(bus: RedisBus, *channels: str) -> None:
 
 
 class Watcher:
-    """A plain Redis client on every data channel: it sees what is published, and no instance
+    """A plain Redis client on every item channel: it sees what is published, and no instance
     counts it as a listener (it never says so)."""
 
     def __init__(self, url: str, prefix: str) -> None:
@@ -37,8 +38,9 @@ class Watcher:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Watcher:
-        await self.pubsub.psubscribe(f"{self.prefix}:dev:*")
-        await self.pubsub.get_message(timeout=1.0)  # the psubscribe confirmation
+        await self.pubsub.psubscribe(f"{self.prefix}:dev:*", f"{self.prefix}:net:*")
+        for _ in range(2):  # the psubscribe confirmations
+            await self.pubsub.get_message(timeout=1.0)
         self._task = asyncio.create_task(self._read())
         return self
 
@@ -112,7 +114,25 @@ def test_a_message_round_trips() -> None:
     assert parse(message("add", 7, ["dev:1", "net:2"])) == ("add", 7, ["dev:1", "net:2"])
 
 
-async def test_a_lone_instance_publishes_nothing(redis_url: str, redis_prefix: str) -> None:
+async def test_a_lone_gateway_on_redis_publishes_no_item(
+    make_client: AppFactory, redis_url: str, redis_prefix: str
+) -> None:
+    """Its own subscriber gets the item in-process; Redis carries nothing."""
+    client = await make_client(redis_url=redis_url, redis_prefix=redis_prefix)
+    world = await build_world(client)
+    async with Watcher(redis_url, redis_prefix) as watcher:
+        subscriber = await connect(client, world.alice)
+        await subscriber.subscribe(deviceId="d1")
+        publisher = await connect(client, world.admin)
+        item = await insert(publisher, "d1", "temperature")
+        [pushed] = await subscriber.pushes_n(1, timeout=5)
+        assert pushed["notification"]["id"] == item["id"]
+        await insert(publisher, "d2", "nobody watches")
+        await subscriber.no_push(0.2)
+        assert watcher.seen == []
+
+
+async def test_wanted_channels_only(redis_url: str, redis_prefix: str) -> None:
     a = await started(redis_url, "a", redis_prefix)
     try:
         async with Watcher(redis_url, redis_prefix) as watcher:
@@ -120,17 +140,16 @@ async def test_a_lone_instance_publishes_nothing(redis_url: str, redis_prefix: s
             seen: list[tuple[str, bytes]] = []
             a.set_handler(lambda channel, payload: seen.append((channel, payload)))
             await settled(a, "dev:1")
-            a.publish("dev:1", b"local only")
-            assert seen == [("dev:1", b"local only")]
+            assert not a.wants("dev:1")
             assert a.skipped == 1
             b = await started(redis_url, "b", redis_prefix)
             try:
                 await settled(b, "dev:1")
                 assert a.wants("dev:1") and not a.wants("dev:2")
-                a.publish("dev:1", b"to b")
-                a.publish("dev:2", b"nobody")
-                await wait_for(lambda: watcher.seen == ["dev:1"])
                 assert a.skipped == 2
+                a.publish_remote("dev:1", b"to b")
+                a.publish("ctl", b"control messages always go")
+                await wait_for(lambda: watcher.seen == ["dev:1"])
             finally:
                 await b.close()
     finally:
@@ -168,7 +187,7 @@ async def test_a_newcomer_learns_who_listens_and_reaches_them(
     try:
         await wait_for(lambda: c.interest.complete)
         assert c.wants("dev:9") and not c.wants("dev:10")
-        c.publish("dev:9", b"from c")
+        c.publish_remote("dev:9", b"from c")
         await wait_for(lambda: seen == [("dev:9", b"from c")])
     finally:
         for bus in (a, b, c):
