@@ -7,7 +7,7 @@ which delivers it to local subscribers and to other instances.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from gateway.bus.handover import Handover
@@ -16,7 +16,10 @@ from gateway.errors import Forbidden, NotFound
 from gateway.store.messages import MessageStore
 from gateway.types import Action, Command, Notification, Principal
 
-REPLAY_LIMIT = 10_000
+REPLAY_PAGE = 10_000
+"""Stored items a replay reads per query; it reads on until a page comes back short."""
+
+Item = Notification | Command
 
 Publish = Callable[[bytes, Notification | Command], None]
 """Hands an item to the fan-out: ``b"n"`` a notification, ``b"c"`` a command, ``b"u"`` a
@@ -116,41 +119,67 @@ class Messages:
         device_ids: Collection[str] | None,
         network_ids: Collection[int] | None,
         names: Collection[str] | None,
-    ) -> list[Notification | Command]:
-        """Stored items newer than ``since``, pending ones included (not yet written).
+        page: int = REPLAY_PAGE,
+    ) -> History:
+        """Items newer than ``since``, pending ones included (not yet written), to be read a
+        page at a time.
 
         The caller's live subscription is in place already. On a cluster, an item another
         instance acknowledged just before it is neither delivered live nor written yet: read
         only after every instance has written what it held then (the flush barrier), or a
         client reconnecting to another instance would miss it for good."""
         await self.handover.barrier()
-        pending = self.messages.pending(kind)
-        stored = await self.messages.since(
-            kind,
-            since,
-            device_ids=device_ids,
-            network_ids=network_ids,
-            names=names,
-            limit=REPLAY_LIMIT,
-        )
-        return _merge(stored, pending, since, device_ids, network_ids, names)
-
-
-def _merge(
-    stored: list[Notification | Command],
-    pending: list[Notification | Command],
-    since: float,
-    device_ids: Collection[str] | None,
-    network_ids: Collection[int] | None,
-    names: Collection[str] | None,
-) -> list[Notification | Command]:
-    by_id = {item.id: item for item in stored}
-    for item in pending:
-        if (
-            item.timestamp > since
+        pending = [
+            item
+            for item in self.messages.pending(kind)
+            if item.timestamp > since
             and (device_ids is None or item.device_id in device_ids)
             and (network_ids is None or item.network_id in network_ids)
             and (names is None or item.name in names)
-        ):
+        ]
+
+        async def read(after: float, after_id: int | None) -> list[Item]:
+            return await self.messages.since(
+                kind,
+                after,
+                device_ids=device_ids,
+                network_ids=network_ids,
+                names=names,
+                limit=page,
+                after_id=after_id,
+            )
+
+        return History(read, pending, since, page)
+
+
+class History:
+    """Stored items oldest first, a page at a time (a replay may cover millions), then the
+    pending ones merged into the last page."""
+
+    def __init__(
+        self,
+        read: Callable[[float, int | None], Awaitable[list[Item]]],
+        pending: list[Item],
+        since: float,
+        page: int,
+    ) -> None:
+        self._read = read
+        self._pending = pending
+        self._cursor: tuple[float, int | None] = (since, None)
+        self._page = page
+        self._done = False
+
+    async def next_page(self) -> list[Item] | None:
+        """The next items, or None once everything was read."""
+        if self._done:
+            return None
+        stored = await self._read(*self._cursor)
+        if len(stored) == self._page:
+            last = stored[-1]
+            self._cursor = (last.timestamp, last.id)
+            return stored
+        self._done = True
+        by_id = {item.id: item for item in stored}
+        for item in self._pending:
             by_id.setdefault(item.id, item)
-    return sorted(by_id.values(), key=lambda item: (item.timestamp, item.id))
+        return sorted(by_id.values(), key=lambda item: (item.timestamp, item.id))

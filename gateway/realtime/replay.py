@@ -63,20 +63,27 @@ def replayer(
 
     async def read() -> Reply:
         try:
-            items = await ctx.messages.history(
+            history = await ctx.messages.history(
                 subscription.kind,
                 since,
                 device_ids=None if subscription.device_id is None else [subscription.device_id],
                 network_ids=subscription.network_ids,
                 names=subscription.names,
             )
+            items = await history.next_page() or []
         except BaseException:
             ctx.hub.unsubscribe(subscription)
             subscription.session.release(subscription, done=True)
             raise
 
         async def stream() -> None:
-            await replay(subscription, items, ctx.registry.memberships, ctx.registry.type_allowed)
+            await replay(
+                subscription,
+                items,
+                ctx.registry.memberships,
+                ctx.registry.type_allowed,
+                more=history.next_page,
+            )
 
         return Reply({"subscriptionId": subscription.id}, stream)
 
@@ -88,8 +95,12 @@ async def replay(
     items: list[Notification | Command],
     memberships: Memberships,
     type_allowed: TypeAllowed = _any_type,
+    *,
+    more: Callable[[], Awaitable[list[Notification | Command] | None]] | None = None,
 ) -> None:
-    """Send ``items`` (read after the subscription went live), then the held-back pushes."""
+    """Send ``items`` (read after the subscription went live) and the pages ``more`` reads
+    after them (a failed read ends the session with 1011, see the dispatcher), then the
+    held-back pushes."""
     session = subscription.session
     sent: set[int] = set()
     action, key = (
@@ -102,14 +113,19 @@ async def replay(
         return not session.closing and subscription.id in session.subscriptions
 
     try:
-        for item in items:
-            if not active():
-                return
-            if not _may_see(subscription, session.live_principal, memberships, item, type_allowed):
-                continue
-            sent.add(item.id)
-            frame = push(action, subscription.id_bytes, key, orjson.dumps(item.to_json()))
-            await _send_paced(session, frame)
+        page: list[Notification | Command] | None = items
+        while page:
+            for item in page:
+                if not active():
+                    return
+                if item.id in sent or not _may_see(
+                    subscription, session.live_principal, memberships, item, type_allowed
+                ):
+                    continue
+                sent.add(item.id)
+                frame = push(action, subscription.id_bytes, key, orjson.dumps(item.to_json()))
+                await _send_paced(session, frame)
+            page = None if more is None else await more()
         # Live pushes that arrived meanwhile; more may arrive while these are paced out.
         while subscription.replay_buffer and active():
             for item_id, data in session.release(subscription, done=False):

@@ -240,11 +240,15 @@ class MessageStore:
         network_ids: Collection[int] | None,
         names: Collection[str] | None,
         limit: int,
+        after_id: int | None = None,
     ) -> list[Notification | Command]:
-        """Stored notifications or commands newer than ``since``, oldest first."""
+        """Stored notifications or commands newer than ``since``, oldest first; with
+        ``after_id``, those after (``since``, ``after_id``) in that order (the next page)."""
         table, name_column, columns, make = _KINDS[kind]
         rows = await self.pool.fetch(
-            f"""SELECT {columns} FROM {table} WHERE "timestamp" > $1
+            f"""SELECT {columns} FROM {table}
+                WHERE "timestamp" >= $1
+                  AND ("timestamp", id) > ($1, coalesce($6, 9223372036854775807))
                   AND ($2::text[] IS NULL OR device_id = any($2::text[]))
                   AND ($3::bigint[] IS NULL OR network_id = any($3::bigint[]))
                   AND ($4::text[] IS NULL OR {name_column} = any($4::text[]))
@@ -254,6 +258,7 @@ class MessageStore:
             _list(network_ids),
             _list(names),
             limit,
+            after_id,
         )
         return [make(row) for row in rows]
 

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from gateway.clock import iso, parse_iso
+from gateway.devices.messages import REPLAY_PAGE
 from tests.conftest import AppFactory
 from tests.realtime.helpers import Peer, World, build_world, connect, insert, rest
 
@@ -273,3 +274,40 @@ def test_format_timestamp_never_names_a_later_moment() -> None:
         "2030-01-02T01:04:05.999Z",
     ):
         assert iso(parse_iso(text)) == text
+
+
+async def test_a_replay_longer_than_a_page_sends_every_item_once_in_order(
+    make_client: AppFactory, clean_db: str
+) -> None:
+    """More stored items than one read returns (``REPLAY_PAGE``), many sharing a timestamp
+    across the page boundary, then items acknowledged but not yet written: all of them, in
+    order, once. The first pass sent the first page and went live, skipping the rest."""
+    client = await make_client(persist_interval=5, **FAST)
+    world = await build_world(client)
+    admin = await connect(client, world.admin)
+    since = parse_iso(await _server_time(admin))
+    stored = REPLAY_PAGE + 50
+    conn = await asyncpg.connect(clean_db)
+    try:
+        # Three timestamps only: every page boundary falls inside a run of equal timestamps.
+        await conn.execute(
+            """INSERT INTO notifications
+               (id, device_id, network_id, device_type_id, notification, parameters, "timestamp")
+               SELECT 10000000 + n, 'd1', $1, 1, 'bulk', NULL,
+                      to_timestamp($2) + (n % 3) * interval '1 millisecond'
+               FROM generate_series(1, $3) AS n""",
+            world.n1,
+            since + 0.001,
+            stored,
+        )
+    finally:
+        await conn.close()
+    pending = await _insert_many(admin, "d1", 3, "pending")
+    subscriber = await connect(client, world.alice)
+    sub = await subscriber.subscribe(deviceId="d1", timestamp=iso(since))
+    pushes = await subscriber.pushes_n(stored + 3, timeout=60)
+    assert {push["subscriptionId"] for push in pushes} == {sub}
+    received = [push["notification"]["id"] for push in pushes]
+    bulk = sorted(range(10000001, 10000001 + stored), key=lambda i: ((i - 10000000) % 3, i))
+    assert received == bulk + pending
+    await subscriber.no_push(0.2)
