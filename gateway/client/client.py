@@ -11,7 +11,7 @@ import aiohttp
 from gateway.client.connection import Connection
 from gateway.client.credentials import Credentials
 from gateway.client.errors import ClientClosed
-from gateway.client.subscription import Subscription
+from gateway.client.subscription import MAX_PENDING, Subscription
 
 Since = str | datetime.datetime | None
 
@@ -228,10 +228,13 @@ class GatewayClient:
         network_ids: list[int] | None = None,
         names: list[str] | None = None,
         since: Since = None,
+        max_pending: int = MAX_PENDING,
     ) -> Subscription:
         """Notifications as they arrive, after those newer than ``since`` (default: from the
-        moment of subscribing). One device, some networks, or all the token may see."""
-        return self._subscription("notification", _filters(device_id, network_ids, names), since)
+        moment of subscribing). One device, some networks, or all the token may see. At most
+        ``max_pending`` wait for the consumer; beyond, the rest are fetched again later."""
+        filters = _filters(device_id, network_ids, names)
+        return self._subscription("notification", filters, since, False, max_pending)
 
     def commands(
         self,
@@ -241,13 +244,23 @@ class GatewayClient:
         names: list[str] | None = None,
         since: Since = None,
         with_updates: bool = True,
+        max_pending: int = MAX_PENDING,
     ) -> Subscription:
         """Commands as they arrive and, with ``with_updates``, each later state of them (same
         ``id``, a newer ``lastUpdated``)."""
         filters = _filters(device_id, network_ids, names)
-        return self._subscription("command", filters, since, with_updates)
+        return self._subscription("command", filters, since, with_updates, max_pending)
 
     def _subscription(
-        self, kind: str, filters: dict[str, Any], since: Since, with_updates: bool = False
+        self,
+        kind: str,
+        filters: dict[str, Any],
+        since: Since,
+        with_updates: bool,
+        max_pending: int,
     ) -> Subscription:
-        return Subscription(self.connection, kind, filters, _timestamp(since), with_updates)
+        if max_pending < 1:
+            raise ValueError("max_pending must be at least 1")
+        return Subscription(
+            self.connection, kind, filters, _timestamp(since), with_updates, max_pending
+        )

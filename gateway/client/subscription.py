@@ -1,5 +1,9 @@
 """One subscription of the client: an async iterator that survives reconnects with no gap and no
-repeat (it resumes from the last item it received and drops what it has seen)."""
+repeat (it resumes from the last item it received and drops what it has seen).
+
+Its queue is bounded: a consumer slower than the pushes stops queueing at ``max_pending`` items
+and, once it has taken them, resumes from the last one, as after a reconnect (the gateway
+replays the rest from PostgreSQL). Memory stays bounded and nothing is skipped."""
 
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ from gateway.client.errors import ClientClosed, GatewayClientError
 
 if TYPE_CHECKING:
     from gateway.client.connection import Connection
+
+MAX_PENDING = 10_000
+"""Items a subscription queues for its consumer before it stops queueing and resumes later."""
 
 SEEN = 10_000
 """How many item keys a subscription remembers to drop repeats. A resume replays from the last
@@ -32,12 +39,16 @@ class Subscription:
         filters: dict[str, Any],
         since: str | None,
         with_updates: bool = False,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self.kind = kind
         self.filters = filters
         self.since = since
         """The resume point: the timestamp of the last item received (the server's string)."""
         self.with_updates = with_updates
+        self.max_pending = max_pending
+        self.resumed = 0
+        """Times the consumer fell ``max_pending`` items behind and the subscription resumed."""
         self.generation: int | None = None
         """The connection generation it is subscribed on (None: not subscribed now)."""
         self.subscription_id: int | None = None
@@ -50,6 +61,7 @@ class Subscription:
         self._error: GatewayClientError | None = None
         self._ended = False
         self._started = False
+        self._behind = False
 
     # -- what the connection calls ---------------------------------------------------------
 
@@ -75,6 +87,11 @@ class Subscription:
             result = orjson.dumps(item.get("result"), option=orjson.OPT_SORT_KEYS)
             key = (key, item.get("lastUpdated"), item.get("status"), result)
         if key in self._seen:
+            return
+        if len(self._items) >= self.max_pending:
+            # Not seen, and the resume point stays at the last item queued: the replay after
+            # the consumer caught up brings this one back.
+            self._behind = True
             return
         self._seen[key] = None
         if len(self._seen) > SEEN:
@@ -124,8 +141,20 @@ class Subscription:
                 raise self._error
             if self._ended:
                 raise StopAsyncIteration
+            if self._behind:
+                await self._resume()
+                continue
             self._wake.clear()
             await self._wake.wait()
+
+    async def _resume(self) -> None:
+        """Subscribe again from the last item queued: what was left out comes back."""
+        self._behind = False
+        self.resumed += 1
+        await self._connection.remove(self)
+        self.settled.clear()
+        self.generation = self.subscription_id = None
+        await self._connection.add(self)
 
     def pending(self) -> int:
         """Items received and not yet taken."""

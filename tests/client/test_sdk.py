@@ -238,3 +238,31 @@ async def test_constructor_refuses_incomplete_credentials() -> None:
         GatewayClient("http://127.0.0.1:1")
     with pytest.raises(ValueError, match="base URL"):
         GatewayClient("ws://127.0.0.1:1", password=ADMIN_PASSWORD, email=ADMIN_EMAIL)
+
+
+async def test_a_slow_consumer_holds_at_most_max_pending_and_misses_nothing(
+    world: World,
+) -> None:
+    """Pushes beyond ``max_pending`` are not queued; once the consumer has taken what was, the
+    subscription resumes from the last one and the gateway replays the rest."""
+    url = base_url(world.client)
+    async with GatewayClient(url, token=world.alice) as gw:
+        subscription = await gw.notifications(device_id="d1", max_pending=5).start()
+        inserted = [(await gw.insert_notification("d1", f"n{i}"))["id"] for i in range(20)]
+        async with asyncio.timeout(WAIT):
+            while subscription.pending() < 5:
+                await asyncio.sleep(0.01)
+        # Not a synchronisation: room for the 15 pushes that must not be queued to arrive.
+        await asyncio.sleep(0.2)
+        assert subscription.pending() == 5
+        assert [n["id"] for n in await take(subscription, 20)] == inserted
+        assert subscription.resumed >= 1
+        late = await gw.insert_notification("d1", "late")
+        assert [n["id"] for n in await take(subscription, 1)] == [late["id"]]
+        await nothing_more(subscription)
+
+
+async def test_max_pending_below_one_is_refused(world: World) -> None:
+    async with GatewayClient(base_url(world.client), token=world.alice) as gw:
+        with pytest.raises(ValueError, match="max_pending must be at least 1"):
+            gw.notifications(max_pending=0)
