@@ -119,20 +119,22 @@ class Messages:
         device_ids: Collection[str] | None,
         network_ids: Collection[int] | None,
         names: Collection[str] | None,
+        updated: bool = False,
         page: int = REPLAY_PAGE,
     ) -> History:
         """Items newer than ``since``, pending ones included (not yet written), to be read a
-        page at a time.
+        page at a time; with ``updated``, commands whose state changed since, too.
 
         The caller's live subscription is in place already. On a cluster, an item another
         instance acknowledged just before it is neither delivered live nor written yet: read
         only after every instance has written what it held then (the flush barrier), or a
         client reconnecting to another instance would miss it for good."""
         await self.handover.barrier()
+        stamp = _last_updated if updated else _timestamp
         pending = [
             item
             for item in self.messages.pending(kind)
-            if item.timestamp > since
+            if stamp(item) > since
             and (device_ids is None or item.device_id in device_ids)
             and (network_ids is None or item.network_id in network_ids)
             and (names is None or item.name in names)
@@ -147,9 +149,18 @@ class Messages:
                 names=names,
                 limit=page,
                 after_id=after_id,
+                updated=updated,
             )
 
-        return History(read, pending, since, page)
+        return History(read, pending, since, page, stamp)
+
+
+def _timestamp(item: Item) -> float:
+    return item.timestamp
+
+
+def _last_updated(item: Item) -> float:
+    return item.last_updated if isinstance(item, Command) else item.timestamp
 
 
 class History:
@@ -162,7 +173,9 @@ class History:
         pending: list[Item],
         since: float,
         page: int,
+        stamp: Callable[[Item], float] = _timestamp,
     ) -> None:
+        self._stamp = stamp
         self._read = read
         self._pending = pending
         self._cursor: tuple[float, int | None] = (since, None)
@@ -176,10 +189,11 @@ class History:
         stored = await self._read(*self._cursor)
         if len(stored) == self._page:
             last = stored[-1]
-            self._cursor = (last.timestamp, last.id)
+            self._cursor = (self._stamp(last), last.id)
             return stored
         self._done = True
         by_id = {item.id: item for item in stored}
         for item in self._pending:
             by_id.setdefault(item.id, item)
-        return sorted(by_id.values(), key=lambda item: (item.timestamp, item.id))
+        stamp = self._stamp
+        return sorted(by_id.values(), key=lambda item: (stamp(item), item.id))

@@ -69,6 +69,7 @@ def replayer(
                 device_ids=None if subscription.device_id is None else [subscription.device_id],
                 network_ids=subscription.network_ids,
                 names=subscription.names,
+                updated=subscription.with_updates,
             )
             items = await history.next_page() or []
         except BaseException:
@@ -83,6 +84,7 @@ def replayer(
                 ctx.registry.memberships,
                 ctx.registry.type_allowed,
                 more=history.next_page,
+                since=since,
             )
 
         return Reply({"subscriptionId": subscription.id}, stream)
@@ -97,10 +99,12 @@ async def replay(
     type_allowed: TypeAllowed = _any_type,
     *,
     more: Callable[[], Awaitable[list[Notification | Command] | None]] | None = None,
+    since: float | None = None,
 ) -> None:
     """Send ``items`` (read after the subscription went live) and the pages ``more`` reads
     after them (a failed read ends the session with 1011, see the dispatcher), then the
-    held-back pushes."""
+    held-back pushes. A command created before ``since`` and changed after it goes as a
+    ``command/update``: the client knew the command, not its new state."""
     session = subscription.session
     sent: set[int] = set()
     action, key = (
@@ -123,7 +127,12 @@ async def replay(
                 ):
                     continue
                 sent.add(item.id)
-                frame = push(action, subscription.id_bytes, key, orjson.dumps(item.to_json()))
+                pushed = (
+                    "command/update"
+                    if since is not None and item.timestamp <= since and key == b"command"
+                    else action
+                )
+                frame = push(pushed, subscription.id_bytes, key, orjson.dumps(item.to_json()))
                 await _send_paced(session, frame)
             page = None if more is None else await more()
         # Live pushes that arrived meanwhile; more may arrive while these are paced out.

@@ -241,18 +241,22 @@ class MessageStore:
         names: Collection[str] | None,
         limit: int,
         after_id: int | None = None,
+        updated: bool = False,
     ) -> list[Notification | Command]:
         """Stored notifications or commands newer than ``since``, oldest first; with
-        ``after_id``, those after (``since``, ``after_id``) in that order (the next page)."""
+        ``after_id``, those after (``since``, ``after_id``) in that order (the next page).
+        With ``updated`` (commands): those whose state changed after ``since``, by
+        ``last_updated``, the commands created since included."""
         table, name_column, columns, make = _KINDS[kind]
+        stamp = '"last_updated"' if updated and kind == COMMAND else '"timestamp"'
         rows = await self.pool.fetch(
             f"""SELECT {columns} FROM {table}
-                WHERE "timestamp" >= $1
-                  AND ("timestamp", id) > ($1, coalesce($6, 9223372036854775807))
+                WHERE {stamp} >= $1
+                  AND ({stamp}, id) > ($1, coalesce($6, 9223372036854775807))
                   AND ($2::text[] IS NULL OR device_id = any($2::text[]))
                   AND ($3::bigint[] IS NULL OR network_id = any($3::bigint[]))
                   AND ($4::text[] IS NULL OR {name_column} = any($4::text[]))
-                ORDER BY "timestamp", id LIMIT $5""",  # noqa: S608 - fixed identifiers
+                ORDER BY {stamp}, id LIMIT $5""",  # noqa: S608 - fixed identifiers
             at(since),
             _list(device_ids),
             _list(network_ids),

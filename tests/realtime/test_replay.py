@@ -172,6 +172,41 @@ async def test_command_replay(world: World) -> None:
     }
 
 
+async def test_with_updates_a_replay_brings_the_state_changes_since_its_timestamp(
+    world: World,
+) -> None:
+    """returnUpdatedCommands with a timestamp: a command created before it and changed after
+    comes as a command/update with its new state, one created after as a command/insert, in
+    the order of their lastUpdated; without returnUpdatedCommands, only what was created."""
+    admin = await connect(world.client, world.admin)
+    old = (await admin.ok("command/insert", deviceId="d1", command={"command": "old"}))["command"]
+    untouched = (await admin.ok("command/insert", deviceId="d1", command={"command": "x"}))[
+        "command"
+    ]
+    await asyncio.sleep(0.002)  # past their millisecond: the timestamp names a later one
+    since = await _server_time(admin)
+    new = (await admin.ok("command/insert", deviceId="d1", command={"command": "new"}))["command"]
+    await admin.ok("command/update", deviceId="d1", commandId=old["id"], command={"status": "done"})
+    with_updates = await connect(world.client, world.alice)
+    sub = await with_updates.subscribe(
+        "command", deviceId="d1", timestamp=since, returnUpdatedCommands=True
+    )
+    pushes = await with_updates.pushes_n(2)
+    assert [(p["action"], p["subscriptionId"], p["command"]["id"]) for p in pushes] == [
+        ("command/insert", sub, new["id"]),
+        ("command/update", sub, old["id"]),
+    ]
+    assert pushes[1]["command"]["status"] == "done"
+    assert pushes[1]["command"]["timestamp"] == old["timestamp"]
+    assert untouched["id"] not in {p["command"]["id"] for p in pushes}
+    await with_updates.no_push(0.2)
+    without = await connect(world.client, world.alice)
+    await without.subscribe("command", deviceId="d1", timestamp=since)
+    [only] = await without.pushes_n(1)
+    assert (only["action"], only["command"]["id"]) == ("command/insert", new["id"])
+    await without.no_push(0.2)
+
+
 async def test_replay_larger_than_the_outbound_queue(make_client: AppFactory) -> None:
     """A reconnecting dashboard may have missed more items than its outbound queue holds; the
     replay must pace itself instead of closing the session as a slow consumer."""
