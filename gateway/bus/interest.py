@@ -145,7 +145,7 @@ def instance_channel(instance_id: str) -> str:
 
 
 Publish = Callable[[str, bytes], Awaitable[int]]
-"""Publishes on a channel now; returns how many instances (this one included) got it."""
+"""Publishes on a channel now; returns how many instances (this one included) listen on it."""
 
 Send = Callable[[str, bytes], None]
 """Hands a message for a channel to the publisher, without waiting."""

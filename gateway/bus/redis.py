@@ -121,7 +121,14 @@ class RedisBus(Bus):
         return 1
 
     async def _publish_now(self, channel: str, payload: bytes) -> int:
-        return int(await self._client.publish(self.prefix + channel, self._tag + payload))
+        """Publishes at once; returns how many subscribers the channel has by name. Not the
+        PUBLISH reply, which also counts pattern subscribers: an operator watching
+        ``<prefix>:*`` would be waited for as an instance that never answers."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.publish(self.prefix + channel, self._tag + payload)
+            pipe.pubsub_numsub(self.prefix + channel)
+            _, [(_, subscribers)] = await pipe.execute()
+        return int(subscribers)
 
     def wants(self, channel: str) -> bool:
         """Counts each no (``gateway_bus_skipped_total``): the caller leaves that publish out."""
@@ -210,20 +217,29 @@ class RedisBus(Bus):
 
     async def _sync_forever(self) -> None:
         """Keeps the Redis subscriptions and what the others were told in line with the local
-        subscribers; asks the others for their lists until every one has answered."""
+        subscribers; asks the others for their lists again every few seconds until every one
+        has answered (one may be hung, or gone)."""
         announcer = self.announcer
+        loop = asyncio.get_running_loop()
+        streak = Streak("updating the Redis subscriptions", log)
+        delays = Backoff(_BACKOFF_START, _BACKOFF_MAX)
         told = False
+        hello_due = 0.0
         while True:
             try:
                 if not told:
                     await announcer.tell(self._channels, reset=True)
-                    await announcer.hello()
                     told = True
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(None if self.interest.complete else _HELLO_AGAIN):
-                        await self._changes.wait()
-                if not self.interest.complete and not self._changes.is_set():
+                if not self.interest.complete and loop.time() >= hello_due:
                     await announcer.hello()
+                    hello_due = loop.time() + _HELLO_AGAIN
+                streak.succeeded()
+                delays.reset()
+                wait = None if self.interest.complete else max(0.0, hello_due - loop.time())
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._changes.wait()
+                if not self._changes.is_set():
                     continue
                 self._changes.clear()
                 await self._sync_subscriptions()
@@ -232,9 +248,9 @@ class RedisBus(Bus):
             except (RedisError, OSError) as exc:
                 # The reader reconnects when the connection is gone; a failed publish alone
                 # is retried here.
-                log.warning("updating the Redis subscriptions failed: %s; retrying", exc)
+                streak.failed(exc)
                 self._changes.set()
-                await asyncio.sleep(_BACKOFF_START)
+                await asyncio.sleep(delays.next())
 
     async def _connect(self) -> None:
         # Confirmations are read, not ignored: they say when a subscription is in effect.

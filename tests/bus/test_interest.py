@@ -218,3 +218,24 @@ async def test_an_instance_that_does_not_answer_leaves_everything_published(
     finally:
         await a.close()
         await mute.aclose()
+
+
+async def test_a_pattern_watcher_is_not_waited_for(redis_url: str, redis_prefix: str) -> None:
+    """An operator's ``PSUBSCRIBE <prefix>:*`` receives every interest message but is not an
+    instance: neither a subscription nor the map waits for its answer."""
+    watcher = aioredis.Redis.from_url(redis_url)
+    pubsub = watcher.pubsub()
+    await pubsub.psubscribe(f"{redis_prefix}:*")
+    a = await started(redis_url, "a", redis_prefix)
+    b = await started(redis_url, "b", redis_prefix)
+    try:
+        await wait_for(lambda: a.interest.complete and b.interest.complete)
+        began = asyncio.get_running_loop().time()
+        await settled(b, "dev:1")
+        assert asyncio.get_running_loop().time() - began < 1.0
+        assert a.wants("dev:1")
+    finally:
+        await a.close()
+        await b.close()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await watcher.aclose()
