@@ -10,14 +10,9 @@ import redis.asyncio as aioredis
 
 from gateway.bus.interest import Interest, message, parse
 from gateway.bus.redis import RedisBus
+from tests.bus.helpers import instances, started
 from tests.conftest import AppFactory, wait_for
 from tests.realtime.helpers import build_world, connect, insert
-
-
-async def started(url: str, name: str, prefix: str) -> RedisBus:
-    bus = RedisBus(name, url, prefix=prefix)
-    await bus.start()
-    return bus
 
 
 async def settled(bus: RedisBus, *channels: str) -> None:
@@ -159,9 +154,7 @@ async def test_wanted_channels_only(redis_url: str, redis_prefix: str) -> None:
 async def test_what_an_instance_stops_listening_on_is_no_longer_published_to(
     redis_url: str, redis_prefix: str
 ) -> None:
-    a = await started(redis_url, "a", redis_prefix)
-    b = await started(redis_url, "b", redis_prefix)
-    try:
+    async with instances(redis_url, redis_prefix, "a", "b") as (a, b):
         await settled(b, "dev:1", "net:1")
         await wait_for(lambda: a.wants("dev:1") and a.wants("net:1"))
         b.unsubscribe("dev:1")
@@ -170,28 +163,20 @@ async def test_what_an_instance_stops_listening_on_is_no_longer_published_to(
         await b.close()
         await wait_for(lambda: not a.wants("net:1"))
         assert a.interest.complete
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_a_newcomer_learns_who_listens_and_reaches_them(
     redis_url: str, redis_prefix: str
 ) -> None:
-    a = await started(redis_url, "a", redis_prefix)
-    b = await started(redis_url, "b", redis_prefix)
-    seen: list[tuple[str, bytes]] = []
-    b.set_handler(lambda channel, payload: seen.append((channel, payload)))
-    await settled(b, "dev:9")
-    c = await started(redis_url, "c", redis_prefix)
-    try:
-        await wait_for(lambda: c.interest.complete)
-        assert c.wants("dev:9") and not c.wants("dev:10")
-        c.publish_remote("dev:9", b"from c")
-        await wait_for(lambda: seen == [("dev:9", b"from c")])
-    finally:
-        for bus in (a, b, c):
-            await bus.close()
+    async with instances(redis_url, redis_prefix, "a", "b") as (_, b):
+        seen: list[tuple[str, bytes]] = []
+        b.set_handler(lambda channel, payload: seen.append((channel, payload)))
+        await settled(b, "dev:9")
+        async with instances(redis_url, redis_prefix, "c") as (c,):
+            await wait_for(lambda: c.interest.complete)
+            assert c.wants("dev:9") and not c.wants("dev:10")
+            c.publish_remote("dev:9", b"from c")
+            await wait_for(lambda: seen == [("dev:9", b"from c")])
 
 
 async def test_an_instance_that_does_not_answer_leaves_everything_published(
@@ -226,16 +211,13 @@ async def test_a_pattern_watcher_is_not_waited_for(redis_url: str, redis_prefix:
     watcher = aioredis.Redis.from_url(redis_url)
     pubsub = watcher.pubsub()
     await pubsub.psubscribe(f"{redis_prefix}:*")
-    a = await started(redis_url, "a", redis_prefix)
-    b = await started(redis_url, "b", redis_prefix)
     try:
-        await wait_for(lambda: a.interest.complete and b.interest.complete)
-        began = asyncio.get_running_loop().time()
-        await settled(b, "dev:1")
-        assert asyncio.get_running_loop().time() - began < 1.0
-        assert a.wants("dev:1")
+        async with instances(redis_url, redis_prefix, "a", "b") as (a, b):
+            await wait_for(lambda: a.interest.complete and b.interest.complete)
+            began = asyncio.get_running_loop().time()
+            await settled(b, "dev:1")
+            assert asyncio.get_running_loop().time() - began < 1.0
+            assert a.wants("dev:1")
     finally:
-        await a.close()
-        await b.close()
         await pubsub.aclose()  # type: ignore[no-untyped-call]
         await watcher.aclose()

@@ -8,6 +8,7 @@ import functools
 import pytest
 
 from gateway.bus.redis import RedisBus
+from tests.bus.helpers import instances, started
 from tests.conftest import wait_for
 from tests.support.servers import RedisProcess
 
@@ -18,18 +19,10 @@ def collector(bus: RedisBus) -> list[tuple[str, bytes]]:
     return seen
 
 
-async def started(url: str, name: str, prefix: str) -> RedisBus:
-    bus = RedisBus(name, url, prefix=prefix)
-    await bus.start()
-    return bus
-
-
 async def test_a_message_reaches_the_other_instance_once_and_the_publisher_locally(
     redis_url: str, redis_prefix: str
 ) -> None:
-    a = await started(redis_url, "a", redis_prefix)
-    b = await started(redis_url, "b", redis_prefix)
-    try:
+    async with instances(redis_url, redis_prefix, "a", "b") as (a, b):
         seen_a, seen_b = collector(a), collector(b)
         a.subscribe("dev:1")
         b.subscribe("dev:1")
@@ -40,9 +33,6 @@ async def test_a_message_reaches_the_other_instance_once_and_the_publisher_local
         await asyncio.sleep(0.1)
         assert seen_a == [("dev:1", b"hello")]
         assert seen_b == [("dev:1", b"hello")]
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_publish_counted_reports_every_subscribed_instance(
