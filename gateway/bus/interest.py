@@ -7,8 +7,9 @@ listening on, and publishes on a channel only while another instance wants it.
 
 The map is trusted only once it is complete: from start-up and from every reconnect until each
 other instance has answered with its whole list, an instance publishes on every channel, as if
-everybody listened. An instance that disappears without saying so stays in the map: what it
-wanted is still published, which costs a little and loses nothing.
+everybody listened. An instance that disappears without saying so stays in the map until a
+sweep finds nobody listening on its own channel any more: meanwhile what it wanted is still
+published, which costs a little and loses nothing.
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ class Interest:
     def replace(self, instance: str, channels: Iterable[str]) -> None:
         self.forget(instance)
         self.add(instance, channels)
+
+    def instances(self) -> frozenset[str]:
+        return frozenset(self._by_instance)
 
     def forget(self, instance: str) -> None:
         self.drop(instance, list(self._by_instance.get(instance, ())))

@@ -43,13 +43,23 @@ _PING_EVERY = 5.0
 _CONFIRM_WITHIN = 5.0
 _SETTLE_WITHIN = 2.0
 _HELLO_AGAIN = 5.0
+_SWEEP_EVERY = 30.0
 
 
 class RedisBus(Bus):
     shared = True
 
-    def __init__(self, instance_id: str, url: str, *, prefix: str = "gateway") -> None:
+    def __init__(
+        self,
+        instance_id: str,
+        url: str,
+        *,
+        prefix: str = "gateway",
+        sweep_every: float = _SWEEP_EVERY,
+    ) -> None:
         super().__init__(instance_id)
+        self.sweep_every = sweep_every
+        """How often instances that vanished without a goodbye are looked for."""
         self.url = url
         self.prefix = prefix + ":"
         self._origin = instance_id.encode()
@@ -225,6 +235,7 @@ class RedisBus(Bus):
         delays = Backoff(_BACKOFF_START, _BACKOFF_MAX)
         told = False
         hello_due = 0.0
+        sweep_due = loop.time() + self.sweep_every
         while True:
             try:
                 if not told:
@@ -233,9 +244,13 @@ class RedisBus(Bus):
                 if not self.interest.complete and loop.time() >= hello_due:
                     await announcer.hello()
                     hello_due = loop.time() + _HELLO_AGAIN
+                if loop.time() >= sweep_due:
+                    await self._sweep()
+                    sweep_due = loop.time() + self.sweep_every
                 streak.succeeded()
                 delays.reset()
-                wait = None if self.interest.complete else max(0.0, hello_due - loop.time())
+                due = sweep_due if self.interest.complete else min(sweep_due, hello_due)
+                wait = max(0.0, due - loop.time())
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(wait):
                         await self._changes.wait()
@@ -251,6 +266,19 @@ class RedisBus(Bus):
                 streak.failed(exc)
                 self._changes.set()
                 await asyncio.sleep(delays.next())
+
+    async def _sweep(self) -> None:
+        """Forgets the instances nobody listens for any more (gone without a goodbye: killed,
+        or cut off): their own channel has no subscriber."""
+        known = sorted(self.interest.instances())
+        if not known:
+            return
+        channels = [self.prefix + instance_channel(instance) for instance in known]
+        counts = await self._client.pubsub_numsub(*channels)
+        for instance, (_, listeners) in zip(known, counts, strict=True):
+            if not int(listeners):
+                log.info("instance %s left without a goodbye: forgotten", instance)
+                self.interest.forget(instance)
 
     async def _connect(self) -> None:
         # Confirmations are read, not ignored: they say when a subscription is in effect.

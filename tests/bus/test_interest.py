@@ -221,3 +221,21 @@ async def test_a_pattern_watcher_is_not_waited_for(redis_url: str, redis_prefix:
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]
         await watcher.aclose()
+
+
+async def test_an_instance_gone_without_a_goodbye_is_forgotten(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """Killed or cut off: nobody listens on its own channel any more, and the next sweep stops
+    publishing what it wanted."""
+    a = RedisBus("a", redis_url, prefix=redis_prefix, sweep_every=0.2)
+    await a.start()
+    try:
+        async with instances(redis_url, redis_prefix, "b") as (b,):
+            await settled(b, "dev:1")
+            await wait_for(lambda: a.wants("dev:1"))
+            b._healthy = False  # closes its connections without the goodbye, as a kill would
+        await wait_for(lambda: not a.wants("dev:1"), timeout=5)
+        assert "b" not in a.interest.instances()
+    finally:
+        await a.close()
