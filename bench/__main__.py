@@ -39,7 +39,7 @@ from bench.infra import (
     redis_version,
 )
 
-SCENARIOS = ("authcheck", "fanout", "connections", "revocation", "login")
+SCENARIOS = ("authcheck", "fanout", "cluster", "connections", "revocation", "login")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -14,7 +14,12 @@ machine exactly as it does beside the gateway.
 With ``--lean`` its read loop drops each message once handled (the idle-memory what-if: the
 gateway's does, this relay as written keeps the last one).
 
-Run: ``python -m bench.baseline --port 8100 [--store postgresql://...] [--lean]``.
+With ``--redis URL`` it is one instance of a bare cluster: every insert is also published once on
+Redis (on its device's channel), and the relay subscribes to the device channels its own
+subscribers need and delivers what other instances publish there (its own echoes are skipped
+by an origin tag, without a parse). That is the least a cluster of relays has to do.
+
+Run: ``python -m bench.baseline --port 8100 [--store postgresql://...] [--lean] [--redis URL]``.
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ class Relay:
         self.by_network: dict[int, list[tuple[web.WebSocketResponse, bytes]]] = {}
         self.ids = itertools.count(1)
         self.subscription_ids = itertools.count(1)
+        self.cluster: Cluster | None = None
 
     def _reply(self, action: Any, request_id: Any, payload: dict[str, Any] | None = None) -> bytes:
         body: dict[str, Any] = {"action": action, "requestId": request_id, "status": "success"}
@@ -100,7 +106,20 @@ class Relay:
                     timestamp=time.time(),
                 )
             )
-        for routes in (self.by_device.get(device_id), self.by_network.get(network_id or 0)):
+        await self.deliver(device_id, network_id or 0, item)
+        if self.cluster is not None:
+            self.cluster.publish(device_id, item)
+        await ws.send_frame(
+            self._reply(
+                "notification/insert",
+                request.get("requestId"),
+                {"notification": {"id": item_id, "timestamp": stamp}},
+            ),
+            WSMsgType.TEXT,
+        )
+
+    async def deliver(self, device_id: str, network_id: int, item: bytes) -> None:
+        for routes in (self.by_device.get(device_id), self.by_network.get(network_id)):
             for subscriber, id_bytes in routes or ():
                 if not subscriber.closed:
                     await subscriber.send_frame(
@@ -111,14 +130,6 @@ class Relay:
                         + b"}",
                         WSMsgType.TEXT,
                     )
-        await ws.send_frame(
-            self._reply(
-                "notification/insert",
-                request.get("requestId"),
-                {"notification": {"id": item_id, "timestamp": stamp}},
-            ),
-            WSMsgType.TEXT,
-        )
 
     def subscribe(
         self, ws: web.WebSocketResponse, request: dict[str, Any], mine: list[tuple[Any, Any]]
@@ -128,6 +139,8 @@ class Relay:
         if request.get("deviceId"):
             self.by_device.setdefault(request["deviceId"], []).append(entry)
             mine.append((self.by_device[request["deviceId"]], entry))
+            if self.cluster is not None:
+                self.cluster.listen(request["deviceId"])
         for network_id in request.get("networkIds") or ():
             self.by_network.setdefault(network_id, []).append(entry)
             mine.append((self.by_network[network_id], entry))
@@ -162,6 +175,8 @@ class Relay:
             await self.insert(ws, body)
         elif action == "notification/subscribe":
             subscription_id = self.subscribe(ws, body, mine)
+            if self.cluster is not None:
+                await self.cluster.settled()
             await ws.send_frame(
                 self._reply(action, request_id, {"subscriptionId": subscription_id}),
                 WSMsgType.TEXT,
@@ -172,6 +187,57 @@ class Relay:
             await ws.send_frame(self._reply(action, request_id), WSMsgType.TEXT)
         else:  # authenticate, server/info and anything else: accepted, unchecked
             await ws.send_frame(self._reply(action, request_id), WSMsgType.TEXT)
+
+
+class Cluster:
+    """The relay's Redis side: one PUBLISH per insert, pipelined; one subscriber connection."""
+
+    def __init__(self, relay: Relay, url: str) -> None:
+        import redis.asyncio as aioredis
+
+        self.relay = relay
+        self.client = aioredis.Redis.from_url(url)
+        self.pubsub = self.client.pubsub()
+        self.tag = f"{id(self)}".encode() + b"\x1e"
+        self.outbox: list[tuple[str, bytes]] = []
+        self.ready = asyncio.Event()
+        self.wanted: set[str] = set()
+        self.subscribed: set[str] = set()
+
+    def publish(self, device_id: str, item: bytes) -> None:
+        self.outbox.append((f"bench:dev:{device_id}", self.tag + item))
+        self.ready.set()
+
+    def listen(self, device_id: str) -> None:
+        self.wanted.add(f"bench:dev:{device_id}")
+
+    async def settled(self) -> None:
+        new = sorted(self.wanted - self.subscribed)
+        if new:
+            await self.pubsub.subscribe(*new)
+            self.subscribed.update(new)
+
+    async def publishing(self) -> None:
+        while True:
+            await self.ready.wait()
+            self.ready.clear()
+            batch, self.outbox = self.outbox, []
+            async with self.client.pipeline(transaction=False) as pipe:
+                for channel, payload in batch:
+                    pipe.publish(channel, payload)
+                await pipe.execute()
+
+    async def reading(self) -> None:
+        await self.pubsub.subscribe("bench:hello")  # a connection before the first device
+        while True:
+            message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message is None:
+                continue
+            origin, _, item = message["data"].partition(b"\x1e")
+            if origin + b"\x1e" == self.tag:
+                continue
+            device_id = message["channel"][len(b"bench:dev:") :].decode()
+            await self.relay.deliver(device_id, self.relay.networks.get(device_id, 0), item)
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -191,9 +257,25 @@ async def _store(relay: Relay, url: str) -> None:
         await pool.close()
 
 
-def create_app(store: str | None = None, lean: bool = False) -> web.Application:
+def create_app(
+    store: str | None = None, lean: bool = False, redis: str | None = None
+) -> web.Application:
     relay = Relay(lean)
     app = web.Application()
+    if redis is not None:
+
+        async def clustering(_app: web.Application) -> AsyncIterator[None]:
+            cluster = relay.cluster = Cluster(relay, redis)
+            tasks = [
+                asyncio.create_task(cluster.publishing()),
+                asyncio.create_task(cluster.reading()),
+            ]
+            yield
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        app.cleanup_ctx.append(clustering)
     if store is not None:
         relay.pending = []
 
@@ -215,12 +297,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--store", default=None, help="also store what is acknowledged here")
     parser.add_argument("--lean", action="store_true", help="keep no reference to the last message")
+    parser.add_argument("--redis", default=None, help="join a bare cluster on this Redis")
     args = parser.parse_args()
     raise_nofile_limit()
     import uvloop
 
     web.run_app(
-        create_app(args.store, args.lean),
+        create_app(args.store, args.lean, args.redis),
         host="127.0.0.1",
         port=args.port,
         print=None,

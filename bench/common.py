@@ -114,13 +114,17 @@ class Context:
         )
         return await self._start(server)
 
-    async def start_baseline(self, name: str, *, store: bool = False, lean: bool = False) -> Server:
+    async def start_baseline(
+        self, name: str, *, store: bool = False, lean: bool = False, redis: bool = False
+    ) -> Server:
         """The bare relay; with ``store`` it also writes what it acknowledges to the run's
         database (the control for the cost of storage; the gateway must have migrated it), with
-        ``lean`` it keeps no reference to a handled message (bench/baseline.py)."""
+        ``lean`` it keeps no reference to a handled message, with ``redis`` it is one instance
+        of a bare cluster on the run's Redis (bench/baseline.py)."""
         port = free_port()
         storing = ["--store", self.database_url] if store else []
         storing += ["--lean"] if lean else []
+        storing += ["--redis", self.redis_url] if redis else []
         server = Server(
             name,
             [PYTHON, "-m", "bench.baseline", "--port", str(port), *storing],

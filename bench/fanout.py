@@ -228,12 +228,23 @@ async def _watch_postgres(ctx: Context) -> list[str]:
 
 
 def _resources(
-    ctx: Context, phase: dict[str, Any], server: Server, loadgen: str, pg_names: list[str]
+    ctx: Context,
+    phase: dict[str, Any],
+    server: Server,
+    loadgen: str,
+    pg_names: list[str],
+    partner: Server | None = None,
 ) -> None:
-    """CPU of everything involved in the phase's window, and what the rest of the box used."""
+    """CPU of everything involved in the phase's window, and what the rest of the box used;
+    with a ``partner`` (the instance the dashboards are on), the server CPU is both's."""
     start, end = phase["window"]
     cpu = ctx.sampler.cpu_percent
     phase["server_cpu_percent"] = cpu(server.name, start, end)
+    if partner is not None:
+        other = cpu(partner.name, start, end)
+        phase["partner_cpu_percent"] = other
+        if phase["server_cpu_percent"] is not None and other is not None:
+            phase["server_cpu_percent"] += other
     phase["server_rss_mib"] = (ctx.sampler.rss_max(server.name, start, end) or 0) / 2**20
     if pg_names:
         used = [cpu(name, start, end) for name in pg_names]
@@ -257,13 +268,18 @@ async def compare(
     fixture: dict[str, Any],
     phases: list[dict[str, Any]],
     tag: str,
+    partners: dict[str, Server] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every server through the same phases, interleaved phase by phase."""
+    """Every server through the same phases, interleaved phase by phase; with ``partners``,
+    each target's dashboards connect to its partner instead (two instances of a cluster)."""
+    partners = partners or {}
     names = {t: f"fanout-{t}-{_slug(topology)}" for t in servers}
     specs = {
         t: _spec(server, t, topology, params, fixture if t == "gateway" else None, phases, tag)
         for t, server in servers.items()
     }
+    for target, partner in partners.items():
+        specs[target]["subscriber_port"] = partner.port
     results: dict[str, list[dict[str, Any]]] = {t: [] for t in servers}
     setup: dict[str, Any] = {}
     pg_names: list[str] = []
@@ -281,7 +297,9 @@ async def compare(
                 loadgens[target].send("go")
                 phase = await loadgens[target].until("phase", 120)
                 phase["round"] = phases[index].get("round", 1)
-                _resources(ctx, phase, servers[target], names[target], pg_names)
+                _resources(
+                    ctx, phase, servers[target], names[target], pg_names, partners.get(target)
+                )
                 results[target].append(phase)
         for loadgen in loadgens.values():
             await loadgen.until("done", 60)

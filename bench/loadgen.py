@@ -185,9 +185,15 @@ class Fanout:
     async def setup(self) -> dict[str, Any]:
         token = self.spec.get("token")
         subscribers = len(self.devices) if self.topology == "1:1" else self.fanout
-        tokens = [token] * (len(self.devices) + subscribers)
         started = time.monotonic()
-        clients, errors = await open_sessions(self.host, self.port, tokens, 50)
+        # Dashboards may sit on another instance than the devices (the cluster scenario).
+        elsewhere = int(self.spec.get("subscriber_port") or self.port)
+        publishers, errors = await open_sessions(
+            self.host, self.port, [token] * len(self.devices), 50
+        )
+        subscribing, more = await open_sessions(self.host, elsewhere, [token] * subscribers, 50)
+        errors += more
+        clients = publishers + subscribing
         if errors or any(c is None for c in clients):
             raise RuntimeError(f"could not open sessions: {errors[:3]}")
         live = [c for c in clients if c is not None]

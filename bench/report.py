@@ -701,6 +701,11 @@ def render_markdown(summary: dict[str, Any]) -> str:
     results = summary["results"]
     sections = (
         ("fanout", "Fan-out", fanout_tables),
+        (
+            "cluster",
+            "Fan-out across two instances (devices on one, dashboards on the other; CPU of both)",
+            fanout_tables,
+        ),
         ("connections", "Idle sessions", connections_table),
         ("revocation", "Revocation latency (two instances, Redis bus)", revocation_table),
         ("login", "Logins and event-loop lag", login_table),
