@@ -83,7 +83,7 @@ class RedisBus(Bus):
         self._resyncing = False
         self.announcer = Announcer(
             self._publish_now,
-            self._enqueue,
+            self.publish_remote,
             wake=self._changes.set,
             progressed=self._live_changed.set,
             ack_within=_SETTLE_WITHIN,
@@ -148,9 +148,6 @@ class RedisBus(Bus):
         return False
 
     def publish_remote(self, channel: str, payload: bytes) -> None:
-        self._enqueue(channel, payload)
-
-    def _enqueue(self, channel: str, payload: bytes) -> None:
         if len(self._outbox) >= _MAX_OUTBOX:
             self._dropped += 1
             return
@@ -260,9 +257,9 @@ class RedisBus(Bus):
                 await self._sync_subscriptions()
                 await announcer.tell(self._channels)
                 await announcer.answer()
-            except (RedisError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - logged once per streak, retried
                 # The reader reconnects when the connection is gone; a failed publish alone
-                # is retried here.
+                # (or a bug) is retried here, never left to end the task without a word.
                 streak.failed(exc)
                 self._changes.set()
                 await asyncio.sleep(delays.next())

@@ -239,3 +239,27 @@ async def test_an_instance_gone_without_a_goodbye_is_forgotten(
         assert "b" not in a.interest.instances()
     finally:
         await a.close()
+
+
+async def test_a_failure_in_the_subscription_task_is_logged_and_retried(
+    redis_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever fails while subscriptions are brought up to date (here, once, the answer to a
+    hello), the task logs it and goes on: it never ends without a word."""
+    caplog.set_level(logging.WARNING, logger="gateway.bus")
+    async with instances(redis_url, redis_prefix, "a") as (a,):
+        answer = a.announcer.answer
+        failures = [RuntimeError("a bug in the answer")]
+
+        async def failing_once() -> None:
+            if failures:
+                raise failures.pop()
+            await answer()
+
+        a.announcer.answer = failing_once  # type: ignore[method-assign]
+        async with instances(redis_url, redis_prefix, "b") as (b,):
+            await settled(a, "dev:7")
+            await wait_for(lambda: b.interest.complete and b.wants("dev:7"))
+        assert not failures
+        assert "updating the Redis subscriptions failed" in caplog.text
+        assert "a bug in the answer" in caplog.text
