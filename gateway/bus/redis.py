@@ -383,7 +383,7 @@ class RedisBus(Bus):
                 return
             channel = message["channel"].decode()
             if channel == self._interest_channel or channel == self._own_channel:
-                self.announcer.heard(origin.decode(), payload)
+                self.announcer.heard(origin.decode(errors="replace"), payload)
             else:
                 self._deliver(channel[len(self.prefix) :], payload)
             return

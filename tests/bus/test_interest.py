@@ -195,7 +195,12 @@ async def test_an_instance_that_does_not_answer_leaves_everything_published(
         assert a.wants("dev:1")
         await mute.publish(f"{redis_prefix}:interest", b"m\x1e{broken")
         await mute.publish(f"{redis_prefix}:interest", b"no separator")
-        await wait_for(lambda: "malformed interest message from instance m" in caplog.text)
+        # An origin that is not UTF-8 must not take the reader down (a reconnect per message).
+        await mute.publish(f"{redis_prefix}:interest", b"\xff\xfe\x1e" + message("hello"))
+        await mute.publish(f"{redis_prefix}:interest", b"z\x1e{broken")  # read after it
+        await wait_for(lambda: "malformed interest message from instance z" in caplog.text)
+        assert a.reconnects == 0 and a.healthy
+        assert "Redis bus reader failed" not in caplog.text
         await pubsub.aclose()  # type: ignore[no-untyped-call]
         # Asked again (every 5 s): with the mute listener gone, nobody is left to wait for.
         await wait_for(lambda: a.interest.complete, timeout=10)
