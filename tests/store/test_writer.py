@@ -99,6 +99,32 @@ async def test_rows_postgresql_refuses_go_to_dead_letters_and_the_rest_is_writte
     assert SECRET not in caplog.text
 
 
+async def test_a_batch_written_again_after_a_lost_commit_reply_duplicates_nothing(
+    pool: Pool,
+) -> None:
+    """The plain insert meets the rows of a commit whose reply was lost; the batch is written
+    again without them, and a bad row in it still goes alone to dead_letters."""
+    committed = MessageStore(pool, interval=0.02, batch=100)
+    for i in range(1, 21):
+        committed.add_notification(notification(i, notification="first"))
+    await committed.flush()
+
+    store = MessageStore(pool, interval=0.02, batch=100)
+    for i in range(1, 41):
+        bad = i == 30
+        store.add_notification(
+            notification(i, parameters={"deep": nested(300)}) if bad else notification(i)
+        )
+    await store.flush()
+
+    assert store.pending_count == 0
+    rows = await pool.fetch("SELECT id, notification FROM notifications ORDER BY id")
+    assert [row["id"] for row in rows] == [i for i in range(1, 41) if i != 30]
+    assert {row["notification"] for row in rows if row["id"] <= 20} == {"first"}
+    dead = await pool.fetch("SELECT kind, message_id FROM dead_letters")
+    assert [(row["kind"], row["message_id"]) for row in dead] == [("notification", 30)]
+
+
 async def test_a_message_after_a_refused_one_is_stored_by_the_running_writer(pool: Pool) -> None:
     store = MessageStore(pool, interval=0.02, batch=100)
     store.start()
