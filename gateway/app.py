@@ -210,13 +210,14 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
             database_url = await asyncio.to_thread(embedded.start)
             stack.callback(embedded.stop)
 
-        try:
-            pool = await create_pool(database_url)
+        pool = await create_pool(database_url)
+        stack.push_async_callback(pool.close)
+        try:  # the pool connects on first use (no floor of idle connections): use it here
+            await pool.execute("SELECT 1")
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise ConfigError(
                 f"cannot connect to PostgreSQL at {redact(database_url)}: {exc}"
             ) from None
-        stack.push_async_callback(pool.close)
         health = app[HEALTH_KEY] = DatabaseHealth(pool)
         async with pool.acquire() as conn:
             await migrate(conn)

@@ -187,6 +187,9 @@ def serve_workers(settings: Settings) -> int:
 
 
 async def _migrate(settings: Settings) -> list[str]:
+    import asyncpg
+
+    from gateway.config import redact
     from gateway.store.db import create_pool
     from gateway.store.embedded import EmbeddedPostgres
     from gateway.store.migrations import migrate
@@ -199,6 +202,10 @@ async def _migrate(settings: Settings) -> list[str]:
     try:
         pool = await create_pool(url, max_size=1)
         try:
+            try:  # the pool connects on first use: an unreachable server is one line here
+                await pool.execute("SELECT 1")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                raise ConfigError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from None
             async with pool.acquire() as conn:
                 return await migrate(conn)
         finally:
