@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import logging
 import multiprocessing
 import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from gateway import __version__
@@ -110,6 +111,27 @@ def _settle_garbage_collector() -> None:
     gc.set_threshold(10_000, second, third)
 
 
+def _stop_once() -> Callable[[], None]:
+    """The first SIGTERM/SIGINT stops the server (aiohttp's GracefulExit); a later one is only
+    logged. aiohttp's own handler raises again, out of the shutdown under way: that cut short
+    the bounded writing of acknowledged messages and its report of what was lost."""
+    from aiohttp import web
+
+    stopping = False
+
+    def stop() -> None:
+        nonlocal stopping
+        if stopping:
+            logging.getLogger("gateway").warning(
+                "already stopping: acknowledged messages are still being written (bounded)"
+            )
+            return
+        stopping = True
+        raise web.GracefulExit()
+
+    return stop
+
+
 def serve(settings: Settings, reuse_port: bool = False) -> None:
     from aiohttp import web
 
@@ -125,10 +147,12 @@ def serve(settings: Settings, reuse_port: bool = False) -> None:
     app = create_app(settings)
 
     async def announce(_app: web.Application) -> None:
+        loop = asyncio.get_running_loop()
         if context is not None:
-            asyncio.get_running_loop().add_signal_handler(
-                signal.SIGHUP, tls.reload, context, cert_file, key_file
-            )
+            loop.add_signal_handler(signal.SIGHUP, tls.reload, context, cert_file, key_file)
+        stop = _stop_once()
+        for signum in (signal.SIGTERM, signal.SIGINT):  # over aiohttp's, which stop every time
+            loop.add_signal_handler(signum, stop)
         _settle_garbage_collector()
         _announce(settings)
 

@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
+import asyncpg
 import pytest
 
-from tests.support.processes import REPO_ROOT
-from tests.support.servers import free_port, with_database
+from tests.cluster.conftest import GATEWAYS, Cluster
+from tests.cluster.helpers import connect, device_token, eventually, make_world
+from tests.support.processes import REPO_ROOT, GatewayProcess
+from tests.support.servers import PostgresProcess, free_port, with_database
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -71,3 +78,115 @@ async def test_a_postgres_that_refuses_the_database_at_start_up_is_one_line(
         f"gateway: configuration error: cannot connect to PostgreSQL at {url}: "
         'database "gateway_no_such_database" does not exist'
     ], err
+
+
+# -- PostgreSQL stopped: every kind of request ---------------------------------------------
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresProcess]:
+    server = PostgresProcess()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+async def own_cluster(
+    own_postgres: PostgresProcess,
+    redis_prefix: str,
+    redis_url: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Cluster]:
+    registry: list[GatewayProcess] = []
+    request.node.stash[GATEWAYS] = registry
+    cluster = Cluster(
+        database_url=own_postgres.url,
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
+        tmp_path=tmp_path,
+        registry=registry,
+    )
+    try:
+        yield cluster
+    finally:
+        await asyncio.to_thread(cluster.stop_all)
+
+
+# -- SIGTERM while PostgreSQL is down ----------------------------------------------------
+
+
+async def acknowledge_while_down(
+    own_cluster: Cluster, own_postgres: PostgresProcess, http: aiohttp.ClientSession, count: int
+) -> GatewayProcess:
+    """A gateway that acknowledged ``count`` notifications it could not write."""
+    (gateway,) = await own_cluster.start("a", redis_url=None)
+    world = await make_world(http, gateway)
+    device = await connect(
+        http, gateway, (await device_token(http, gateway, world))["access_token"], "device"
+    )
+    await device.ok(  # the first block of ids is taken while PostgreSQL is up
+        "notification/insert", deviceId=world.device_id, notification={"notification": "up"}
+    )
+    await eventually(lambda: _stored(own_postgres.url, 1))
+    await asyncio.to_thread(own_postgres.stop)
+    for n in range(count):
+        await device.ok(
+            "notification/insert", deviceId=world.device_id, notification={"notification": f"n{n}"}
+        )
+    await device.close()
+    return gateway
+
+
+async def _stored(url: str, count: int) -> bool:
+    conn = await asyncpg.connect(url)
+    try:
+        return bool(await conn.fetchval("SELECT count(*) FROM notifications") == count)
+    finally:
+        await conn.close()
+
+
+async def wait_for_line(gateway: GatewayProcess, text: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in gateway.stderr():
+        assert time.monotonic() < deadline, f"no {text!r} in the log\n{gateway.logs()}"
+        await asyncio.sleep(0.02)
+
+
+LOST = (
+    "shutdown: 7 notifications and 0 commands were acknowledged but could not be written "
+    "within 5 s: lost"
+)
+
+
+async def test_sigterm_while_postgres_is_down_logs_exactly_what_was_lost(
+    own_cluster: Cluster, own_postgres: PostgresProcess, http: aiohttp.ClientSession
+) -> None:
+    gateway = await acknowledge_while_down(own_cluster, own_postgres, http, 7)
+    assert gateway.process is not None
+    gateway.process.send_signal(signal.SIGTERM)
+    code = await asyncio.to_thread(gateway.process.wait, 20)
+    log = gateway.stderr()
+    assert LOST in log, gateway.logs()
+    assert "Traceback" not in log.split(LOST)[1], gateway.logs()
+    assert code == 0, gateway.logs()  # as any stop that ran its course (what was lost is logged)
+
+
+async def test_a_second_sigterm_does_not_cut_the_last_writes_short(
+    own_cluster: Cluster, own_postgres: PostgresProcess, http: aiohttp.ClientSession
+) -> None:
+    """An impatient operator (or a supervisor) signals again while the instance still tries to
+    write what it acknowledged: it still gets its bounded try and says what it lost."""
+    gateway = await acknowledge_while_down(own_cluster, own_postgres, http, 7)
+    assert gateway.process is not None
+    gateway.process.send_signal(signal.SIGTERM)
+    await wait_for_line(gateway, "shutdown: writing pending messages failed, retrying")
+    gateway.process.send_signal(signal.SIGTERM)
+    await asyncio.to_thread(gateway.process.wait, 20)
+    log = gateway.stderr()
+    assert "already stopping" in log, gateway.logs()
+    assert LOST in log, gateway.logs()
+    assert "Traceback" not in log.split(LOST)[1], gateway.logs()
