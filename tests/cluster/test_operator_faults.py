@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 from tests.cluster.conftest import GATEWAYS, Cluster
-from tests.cluster.helpers import connect, device_token, eventually, make_world
+from tests.cluster.helpers import call, connect, device_token, eventually, login, make_world
 from tests.support.processes import REPO_ROOT, GatewayProcess
 from tests.support.servers import PostgresProcess, free_port, with_database
 
@@ -114,6 +114,74 @@ async def own_cluster(
         yield cluster
     finally:
         await asyncio.to_thread(cluster.stop_all)
+
+
+async def test_every_request_that_needs_postgres_gets_503_while_it_is_down(
+    own_cluster: Cluster, own_postgres: PostgresProcess, http: aiohttp.ClientSession
+) -> None:
+    (gateway,) = await own_cluster.start("a", redis_url=None)
+    world = await make_world(http, gateway)
+    pair = await login(http, gateway, world.user_email, world.user_password)
+    spare = await login(http, gateway, world.user_email, world.user_password)
+    device = await connect(
+        http, gateway, (await device_token(http, gateway, world))["access_token"], "device"
+    )
+    watcher = await connect(http, gateway, world.admin, "watcher")
+    inserted = await device.ok(
+        "notification/insert", deviceId=world.device_id, notification={"notification": "n"}
+    )
+    await asyncio.to_thread(own_postgres.stop)
+
+    rest = [
+        ("POST", "/v1/auth/login", None, {"email": world.user_email, "password": "x"}),
+        ("POST", "/v1/auth/token/refresh", None, {"refresh_token": pair["refresh_token"]}),
+        ("POST", "/v1/auth/logout", spare["access_token"], None),
+        ("POST", "/v1/auth/logout/all", spare["access_token"], None),
+        ("POST", "/v1/auth/revoke", world.admin, {"user_id": world.user_id}),
+        ("POST", "/v1/auth/token/create", world.admin, {"user_id": world.user_id}),
+        ("GET", "/v1/auth/me", world.admin, None),
+        ("GET", "/v1/users", world.admin, None),
+        ("POST", "/v1/users", world.admin, {"name": "n", "email": "n@example.com",
+                                           "password": "password-1", "role": "client"}),
+        ("PATCH", f"/v1/users/{world.user_id}", world.admin, {"name": "renamed"}),
+        ("PUT", "/v1/devices/other", world.admin, {"name": "o", "networkId": world.network_id}),
+        ("GET", f"/v1/devices/{world.device_id}/notifications", world.admin, None),
+        ("GET", f"/v1/devices/{world.device_id}/notifications/poll?waitTimeout=0", world.admin,
+         None),
+        ("GET", "/v1/device-types", world.admin, None),
+        ("GET", "/v1/plugins", world.admin, None),
+    ]  # fmt: skip
+    answers = []
+    for method, path, token, body in rest:
+        status, payload, headers = await call(http, gateway, method, path, token, body)
+        answers.append((method, path, status, payload, headers.get("Retry-After")))
+    wrong = [a for a in answers if a[2] != 503 or a[4] != "1"]
+    assert not wrong, wrong
+
+    ws = [
+        ("token/refresh", {"refreshToken": pair["refresh_token"]}),
+        ("notification/list", {"deviceId": world.device_id}),
+        ("notification/get", {"deviceId": world.device_id,
+                              "notificationId": inserted["notification"]["id"]}),
+        ("device/save", {"deviceId": "other", "device": {"name": "o"}}),
+        ("user/list", {}),
+        ("network/list", {}),
+    ]  # fmt: skip
+    replies = []
+    for action, fields in ws:
+        reply = await watcher.request(action, **fields)
+        replies.append((action, reply.get("code"), reply.get("error")))
+    wrong_ws = [r for r in replies if r[1] != 503]
+    assert not wrong_ws, wrong_ws
+    # A replay reads PostgreSQL: refused with 503 before any success reply, socket kept.
+    replay = await watcher.request(
+        "notification/subscribe",
+        deviceId=world.device_id,
+        timestamp=inserted["notification"]["timestamp"],
+    )
+    assert (replay["status"], replay.get("code")) == ("error", 503), replay
+    assert not watcher.closed.is_set()
+    assert "unhandled error" not in gateway.stderr(), gateway.logs(200)
 
 
 # -- SIGTERM while PostgreSQL is down ----------------------------------------------------
