@@ -11,7 +11,9 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Sequence
+from multiprocessing.connection import wait
 from typing import NoReturn
 
 from gateway import __version__
@@ -181,6 +183,17 @@ def _worker(settings: Settings, index: int) -> None:
     serve(settings, reuse_port=True)
 
 
+WORKER_RESTART_AFTER = 5.0
+"""A worker that ends (not stopped) after running this long is started again; one that ends
+sooner failed at start-up, and is not, so a bad setting does not start it in a loop."""
+
+_workers_log = logging.getLogger("gateway.workers")
+
+
+def _ended(code: int) -> str:
+    return f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+
+
 def serve_workers(settings: Settings) -> int:
     """N processes on one port (SO_REUSEPORT), joined through Redis; the parent supervises."""
     if not hasattr(socket, "SO_REUSEPORT"):
@@ -189,25 +202,53 @@ def serve_workers(settings: Settings) -> int:
         from gateway import tls
 
         tls.server_context(settings.tls_cert_file, settings.tls_key_file)  # fail here, once
+    _configure_logging(settings)
     context = multiprocessing.get_context("spawn")
-    workers = [
-        context.Process(target=_worker, args=(settings, index), name=f"gateway-worker-{index}")
-        for index in range(settings.workers)
-    ]
-    for worker in workers:
+    started: dict[int, float] = {}
+
+    def start(index: int) -> multiprocessing.process.BaseProcess:
+        worker = context.Process(
+            target=_worker, args=(settings, index), name=f"gateway-worker-{index}"
+        )
         worker.start()
+        started[index] = time.monotonic()
+        return worker
+
+    workers = {index: start(index) for index in range(settings.workers)}
+    stopping = False
 
     def forward(signum: int, _frame: object) -> None:
-        for worker in workers:
+        nonlocal stopping
+        stopping = stopping or signum != signal.SIGHUP
+        for worker in workers.values():
             if worker.pid is not None and worker.is_alive():
                 os.kill(worker.pid, signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGHUP, forward)
-    for worker in workers:
-        worker.join()
-    return max((worker.exitcode or 0) for worker in workers)
+    codes: dict[int, int] = {}
+    while running := {i: w for i, w in workers.items() if i not in codes}:
+        wait([worker.sentinel for worker in running.values()])
+        for index, worker in running.items():
+            if worker.is_alive():
+                continue
+            worker.join()
+            code = worker.exitcode or 0
+            ran = time.monotonic() - started[index]
+            if stopping or ran < WORKER_RESTART_AFTER:
+                codes[index] = code
+                if not stopping:
+                    _workers_log.error(
+                        "worker %d (pid %s) %s %.1f s after it started; not started again",
+                        *(index, worker.pid, _ended(code), ran),
+                    )
+                continue
+            _workers_log.error(
+                "worker %d (pid %s) %s; starting it again", index, worker.pid, _ended(code)
+            )
+            workers[index] = start(index)
+    return max(codes.values())
 
 
 async def _migrate(settings: Settings) -> list[str]:

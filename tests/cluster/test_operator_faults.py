@@ -258,3 +258,39 @@ async def test_a_second_sigterm_does_not_cut_the_last_writes_short(
     assert "already stopping" in log, gateway.logs()
     assert LOST in log, gateway.logs()
     assert "Traceback" not in log.split(LOST)[1], gateway.logs()
+
+
+# -- --workers N: a worker that dies ----------------------------------------------------------
+
+
+def worker_pids(parent: int) -> list[int]:
+    """The parent's worker processes (multiprocessing's spawn children)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return [
+        int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+async def test_a_worker_that_dies_is_logged_and_started_again(
+    cluster: Cluster, http: aiohttp.ClientSession
+) -> None:
+    """A worker killed under --workers 2 (OOM killer, a crash) was never noticed: the parent
+    waited on, the port served by the one left, nothing in the log."""
+    gateway = cluster.prepare("w", args=["--workers", "2"])
+    workers = [f"{gateway.instance_id}-w0", f"{gateway.instance_id}-w1"]
+    gateway.start()
+    started = time.monotonic()
+    await gateway.wait_ready(instances=workers)
+    assert gateway.process is not None
+    pids = worker_pids(gateway.process.pid)
+    assert len(pids) == 2, pids
+    # Only a worker that ran a while is started again (one failing at start-up is not looped).
+    await asyncio.sleep(max(0.0, started + 6.0 - time.monotonic()))
+    os.kill(pids[0], signal.SIGKILL)
+
+    await wait_for_line(gateway, f"(pid {pids[0]}) was killed by signal 9; starting it again")
+    new = [pid for pid in worker_pids(gateway.process.pid) if pid not in pids]
+    assert len(new) == 1, new
+    await gateway.wait_ready(instances=workers)
+    assert gateway.returncode is None
+    assert gateway.stop() == 0, gateway.logs()
