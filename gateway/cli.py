@@ -156,7 +156,6 @@ def serve(settings: Settings, reuse_port: bool = False) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):  # over aiohttp's, which stop every time
             loop.add_signal_handler(signum, stop)
         _settle_garbage_collector()
-        _announce(settings)
 
     app.on_startup.append(announce)
     web.run_app(
@@ -165,7 +164,7 @@ def serve(settings: Settings, reuse_port: bool = False) -> None:
         port=settings.port,
         ssl_context=context,
         reuse_port=reuse_port or None,
-        print=None,
+        print=lambda *_: _announce(settings),  # once every socket is bound, not before
         access_log=None,
         shutdown_timeout=10,
         loop=_new_loop(),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -294,3 +295,27 @@ async def test_a_worker_that_dies_is_logged_and_started_again(
     await gateway.wait_ready(instances=workers)
     assert gateway.returncode is None
     assert gateway.stop() == 0, gateway.logs()
+
+
+# -- a port that cannot be bound ----------------------------------------------------------
+
+
+async def test_a_port_in_use_is_one_line_and_never_announced_as_listening(
+    database_url: str, tmp_path: Path
+) -> None:
+    """ "listening on" was printed (with the log-in hint) before the port was bound: a port
+    taken by another process showed it, then the error."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = await run_gateway(
+            "serve", "--database-url", database_url, "--port", str(port),
+            "--data-dir", str(tmp_path), "--log-level", "ERROR",
+        )  # fmt: skip
+    assert code == 1, err
+    assert out == "", out
+    assert err.splitlines() == [
+        f"gateway: error while attempting to bind on address ('127.0.0.1', {port}): "
+        "address already in use"
+    ], err
