@@ -319,3 +319,42 @@ async def test_a_port_in_use_is_one_line_and_never_announced_as_listening(
         f"gateway: error while attempting to bind on address ('127.0.0.1', {port}): "
         "address already in use"
     ], err
+
+
+# -- PostgreSQL that does not answer (cut off, hung) -------------------------------------------
+
+
+def postmaster_pid(server: PostgresProcess) -> int:
+    return int((server.data / "postmaster.pid").read_text().split()[0])
+
+
+async def test_a_postgres_that_accepts_no_connection_is_a_prompt_503(
+    own_cluster: Cluster, own_postgres: PostgresProcess, http: aiohttp.ClientSession
+) -> None:
+    """PostgreSQL cut off rather than stopped: nothing refuses, a new connection just never
+    completes (here: its postmaster paused, after the gateway's pooled connections were ended).
+    A request then waited asyncpg's default connect timeout, 60 s, for its 503."""
+    (gateway,) = await own_cluster.start("a", redis_url=None)
+    world = await make_world(http, gateway)
+    conn = await asyncpg.connect(own_postgres.url)
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+    finally:
+        await conn.close()
+    postmaster = postmaster_pid(own_postgres)
+    os.kill(postmaster, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        answers = await asyncio.gather(
+            *(call(http, gateway, "GET", "/v1/networks", world.admin) for _ in range(3))
+        )
+        took = time.monotonic() - started
+    finally:
+        os.kill(postmaster, signal.SIGCONT)
+    for status, body, headers in answers:
+        assert (status, headers.get("Retry-After")) == (503, "1"), (status, body)
+        assert body["message"] == "Database unavailable; retry later"
+    assert took < 10, f"{took:.1f} s for a 503"
