@@ -16,11 +16,12 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster.conftest import GATEWAYS, Cluster
 from tests.cluster.helpers import call, connect, device_token, eventually, login, make_world
 from tests.support.processes import REPO_ROOT, GatewayProcess
-from tests.support.servers import PostgresProcess, free_port, with_database
+from tests.support.servers import PostgresProcess, RedisProcess, free_port, with_database
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -358,3 +359,76 @@ async def test_a_postgres_that_accepts_no_connection_is_a_prompt_503(
         assert (status, headers.get("Retry-After")) == (503, "1"), (status, body)
         assert body["message"] == "Database unavailable; retry later"
     assert took < 10, f"{took:.1f} s for a 503"
+
+
+# -- /metrics through outages ------------------------------------------------------------------
+
+
+async def scrape(http: aiohttp.ClientSession, gateway: GatewayProcess) -> dict[str, float]:
+    """Unlabelled samples of /metrics (what the outage counters and levels are)."""
+    async with http.get(gateway.url + "/metrics") as response:
+        assert response.status == 200
+        text = await response.text()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels
+    }
+
+
+async def test_metrics_tell_the_truth_through_a_postgres_and_a_redis_outage(
+    own_cluster: Cluster,
+    own_postgres: PostgresProcess,
+    own_redis: RedisProcess,
+    http: aiohttp.ClientSession,
+) -> None:
+    (gateway,) = await own_cluster.start("a", redis_url=own_redis.url)
+    world = await make_world(http, gateway)
+    device = await connect(
+        http, gateway, (await device_token(http, gateway, world))["access_token"], "device"
+    )
+    await device.ok(
+        "notification/insert", deviceId=world.device_id, notification={"notification": "up"}
+    )
+    await eventually(lambda: _stored(own_postgres.url, 1))
+    start = await scrape(http, gateway)
+    assert (start["gateway_bus_connected"], start["gateway_persist_pending"]) == (1, 0)
+    assert start["gateway_persist_written_total"] == 1
+    assert (start["gateway_persist_failed_total"], start["gateway_bus_reconnects_total"]) == (0, 0)
+
+    # PostgreSQL down: what waits is counted, and so are the failed attempts to write it.
+    await asyncio.to_thread(own_postgres.stop)
+    for n in range(5):
+        await device.ok(
+            "notification/insert", deviceId=world.device_id, notification={"notification": f"{n}"}
+        )
+
+    async def failing() -> bool:
+        now = await scrape(http, gateway)
+        return now["gateway_persist_pending"] == 5 and now["gateway_persist_failed_total"] >= 1
+
+    await eventually(failing)
+    await asyncio.to_thread(own_postgres.start)
+
+    async def written() -> bool:
+        now = await scrape(http, gateway)
+        return (now["gateway_persist_pending"], now["gateway_persist_written_total"]) == (0, 6)
+
+    await eventually(written, timeout=10)
+    assert await _stored(own_postgres.url, 6)
+
+    # Redis down, then back: the bus level follows, the reconnect is counted once.
+    own_redis.stop()
+
+    async def bus(connected: float, reconnects: float) -> bool:
+        now = await scrape(http, gateway)
+        return (now["gateway_bus_connected"], now["gateway_bus_reconnects_total"]) == (
+            connected,
+            reconnects,
+        )
+
+    await eventually(lambda: bus(0, 0), timeout=10)
+    own_redis.start()
+    await eventually(lambda: bus(1, 1), timeout=15)
+    assert (await gateway.readyz(http))[0] == 200
