@@ -8,7 +8,6 @@ recovers as soon as PostgreSQL does, without a restart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from gateway.store.db import Pool
 
@@ -25,7 +24,8 @@ class IdBlocks:
         self._next = 0
         self._end = 0
         self._refill: asyncio.Task[int] | None = None
-        self._lock = asyncio.Lock()
+        self._taking: asyncio.Task[int] | None = None
+        self._applied: int | None = None
 
     async def _take_block(self) -> int:
         async with asyncio.timeout(BLOCK_TIMEOUT):
@@ -34,7 +34,7 @@ class IdBlocks:
 
     async def next_id(self) -> int:
         """Returns without touching the database except once per block."""
-        if self._next >= self._end:
+        while self._next >= self._end:
             await self._new_block()
         value = self._next
         self._next += 1
@@ -44,20 +44,31 @@ class IdBlocks:
         return value
 
     async def _new_block(self) -> None:
-        async with self._lock:
-            if self._next < self._end:
-                return  # another caller took one while this one waited
+        """One block request at a time, shared by every caller that needs it: when it fails,
+        they all fail with it (the next caller asks again). Callers queued behind a lock used
+        to try again one after another, so with PostgreSQL cut off the n-th waited n timeouts."""
+        taking = self._taking
+        if taking is None:
             refill, self._refill = self._refill, None
-            start = None
-            if refill is not None:
-                with contextlib.suppress(Exception):
-                    start = await refill
-            if start is None:
-                start = await self._take_block()
+            if refill is not None and refill.done() and _failed(refill):
+                refill = None  # a failed prefetch is dropped: ask again
+            taking = self._taking = refill or asyncio.create_task(self._take_block())
+            taking.add_done_callback(_retrieve)
+        try:
+            start = await asyncio.shield(taking)
+        finally:
+            if self._taking is taking and taking.done():
+                self._taking = None
+        if start != self._applied and self._next >= self._end:
+            self._applied = start  # each block is handed out once, whoever wakes first
             self._next, self._end = start, start + BLOCK
 
 
+def _failed(task: asyncio.Task[int]) -> bool:
+    return task.cancelled() or task.exception() is not None
+
+
 def _retrieve(task: asyncio.Task[int]) -> None:
-    """A failed prefetch is dropped (the next block request asks again): mark its error seen."""
+    """A failed block request is dropped (the next request asks again): mark its error seen."""
     if not task.cancelled():
         task.exception()

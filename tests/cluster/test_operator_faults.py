@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.cluster import helpers
 from tests.cluster.conftest import GATEWAYS, Cluster
 from tests.cluster.helpers import call, connect, device_token, eventually, login, make_world
 from tests.support.processes import REPO_ROOT, GatewayProcess
@@ -337,16 +338,7 @@ async def test_a_postgres_that_accepts_no_connection_is_a_prompt_503(
     A request then waited asyncpg's default connect timeout, 60 s, for its 503."""
     (gateway,) = await own_cluster.start("a", redis_url=None)
     world = await make_world(http, gateway)
-    conn = await asyncpg.connect(own_postgres.url)
-    try:
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
-        )
-    finally:
-        await conn.close()
-    postmaster = postmaster_pid(own_postgres)
-    os.kill(postmaster, signal.SIGSTOP)
+    postmaster = await cut_off(own_postgres)
     try:
         started = time.monotonic()
         answers = await asyncio.gather(
@@ -432,3 +424,73 @@ async def test_metrics_tell_the_truth_through_a_postgres_and_a_redis_outage(
     own_redis.start()
     await eventually(lambda: bus(1, 1), timeout=15)
     assert (await gateway.readyz(http))[0] == 200
+
+
+async def cut_off(server: PostgresProcess) -> int:
+    """End every client connection, then pause the postmaster: new connections hang."""
+    conn = await asyncpg.connect(server.url)
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+    finally:
+        await conn.close()
+    postmaster = postmaster_pid(server)
+    os.kill(postmaster, signal.SIGSTOP)
+    return postmaster
+
+
+@pytest.mark.timeout(120)
+async def test_out_of_ids_with_postgres_cut_off_every_insert_is_refused_promptly(
+    own_cluster: Cluster,
+    own_postgres: PostgresProcess,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Numbering needs a new block and PostgreSQL does not answer: concurrent inserts queued
+    behind one block request each tried again after it failed, one timeout after another."""
+    (gateway,) = await own_cluster.start(
+        "a", redis_url=None, extra={"GATEWAY_WS_RATE": "5000", "GATEWAY_WS_BURST": "5000"}
+    )
+    world = await make_world(http, gateway)
+    token = (await device_token(http, gateway, world))["access_token"]
+    devices = [await connect(http, gateway, token, f"device{n}") for n in range(6)]
+    await devices[0].ok(  # the first block of ids is taken while PostgreSQL answers
+        "notification/insert", deviceId=world.device_id, notification={"notification": "up"}
+    )
+    monkeypatch.setattr(helpers, "WAIT", 60.0)  # replies may now take a connect timeout
+    postmaster = await cut_off(own_postgres)
+    try:
+        acknowledged = 1
+        while True:  # the ids left in the current block (and its prefetch, which fails)
+            replies = await asyncio.gather(
+                *(
+                    devices[0].request(
+                        "notification/insert",
+                        deviceId=world.device_id,
+                        notification={"notification": "n"},
+                    )
+                    for _ in range(100)
+                )
+            )
+            acknowledged += sum(reply["status"] == "success" for reply in replies)
+            if any(reply["status"] != "success" for reply in replies):
+                break
+            assert acknowledged <= 1000
+        started = time.monotonic()
+        replies = await asyncio.gather(
+            *(
+                device.request(
+                    "notification/insert",
+                    deviceId=world.device_id,
+                    notification={"notification": "late"},
+                )
+                for device in devices
+            )
+        )
+        took = time.monotonic() - started
+    finally:
+        os.kill(postmaster, signal.SIGCONT)
+    assert {(reply["status"], reply.get("code")) for reply in replies} == {("error", 503)}
+    assert took < 7.5, f"{took:.1f} s for six refusals"
