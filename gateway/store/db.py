@@ -50,12 +50,18 @@ _TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57", "58"})
 transaction rollbacks (serialization, deadlock), insufficient resources, operator
 intervention (shutdown, cannot connect now, cancelled), system errors."""
 
+_TRANSIENT_CODES = frozenset({"25006"})
+"""read_only_sql_transaction: the server takes no writes now (a primary demoted to a standby
+after a failover, read-only upkeep). Said of every row alike, so it is never the row's fault:
+what waits to be written stays pending, a request is answered 503."""
+
 
 def transient(exc: BaseException) -> bool:
     """True when ``exc`` says the database cannot serve now (retry later), False when it says
     the query or its data is wrong (retrying would fail the same way)."""
     if isinstance(exc, asyncpg.PostgresError):
-        return str(exc.sqlstate or "")[:2] in _TRANSIENT_CLASSES
+        code = str(exc.sqlstate or "")
+        return code[:2] in _TRANSIENT_CLASSES or code in _TRANSIENT_CODES
     if isinstance(exc, asyncpg.InterfaceError):
         # A closed connection or pool; asyncpg's client-side DataError (a value it cannot
         # encode) is an InterfaceError too, and a ValueError.

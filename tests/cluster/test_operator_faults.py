@@ -494,3 +494,57 @@ async def test_out_of_ids_with_postgres_cut_off_every_insert_is_refused_promptly
         os.kill(postmaster, signal.SIGCONT)
     assert {(reply["status"], reply.get("code")) for reply in replies} == {("error", 503)}
     assert took < 7.5, f"{took:.1f} s for six refusals"
+
+
+# -- PostgreSQL that answers but refuses writes (a failover onto a read-only server) -----------
+
+
+async def set_read_only(server: PostgresProcess, on: bool) -> None:
+    """``default_transaction_read_only`` on the test-owned server, reloaded into every session
+    (what a client sees of a primary demoted to a standby, or a server in read-only upkeep)."""
+    conn = await asyncpg.connect(server.url)
+    try:
+        value = "on" if on else "off"
+        await conn.execute(f"ALTER SYSTEM SET default_transaction_read_only = {value}")
+        await conn.execute("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
+
+
+async def test_a_read_only_postgres_loses_no_acknowledged_message(
+    own_cluster: Cluster, own_postgres: PostgresProcess, http: aiohttp.ClientSession
+) -> None:
+    """Writes refused with SQLSTATE 25006 (read-only transaction) were taken for bad rows: each
+    acknowledged item went to dead_letters, which refused it too, and was dropped ("lost")."""
+    (gateway,) = await own_cluster.start("a", redis_url=None)
+    world = await make_world(http, gateway)
+    device = await connect(
+        http, gateway, (await device_token(http, gateway, world))["access_token"], "device"
+    )
+    await device.ok(
+        "notification/insert", deviceId=world.device_id, notification={"notification": "up"}
+    )
+    await eventually(lambda: _stored(own_postgres.url, 1))
+    await set_read_only(own_postgres, True)
+    acked = []
+    for n in range(5):
+        reply = await device.ok(
+            "notification/insert", deviceId=world.device_id, notification={"notification": f"{n}"}
+        )
+        acked.append(reply["notification"]["id"])
+
+    async def failing() -> bool:
+        return (await scrape(http, gateway))["gateway_persist_failed_total"] >= 2
+
+    await eventually(failing)
+    # A REST write is refused as an outage, not a 500.
+    status, body, headers = await call(
+        http, gateway, "POST", "/v1/networks", world.admin, {"name": "more"}
+    )
+    assert (status, headers.get("Retry-After")) == (503, "1"), body
+
+    await set_read_only(own_postgres, False)
+    await eventually(lambda: _stored(own_postgres.url, 6), timeout=10)
+    log = gateway.stderr()
+    assert "could not be stored" not in log, gateway.logs()
+    assert "PostgreSQL unavailable (ReadOnlySQLTransactionError" in log, gateway.logs()

@@ -17,6 +17,7 @@ NOT_NOW = [
     asyncpg.AdminShutdownError("terminating connection due to administrator command"),
     asyncpg.TooManyConnectionsError("sorry, too many clients already"),
     asyncpg.SerializationError("could not serialize access"),
+    asyncpg.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only transaction"),
     asyncpg.InterfaceError("connection is closed"),
     _base.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
 ]
