@@ -13,6 +13,8 @@ from gateway.clock import iso
 from tests.conftest import ADMIN_EMAIL
 from tests.realtime.helpers import ALICE_EMAIL, BOB_EMAIL, World, connect, mint
 
+LIKE_ERROR = "{}: a LIKE pattern must not end with a lone backslash (write \\\\ for one)"
+
 
 def _user(user_id: int, email: str, role: int, network_ids: list[int]) -> dict[str, Any]:
     return {
@@ -235,6 +237,9 @@ async def test_cluster_info(world: World) -> None:
         ("user/get", {}, "body: missing field: userId"),
         ("network/list", {"namePattern": "x" * 201}, "namePattern: must be at most 200 characters"),
         ("network/list", {"sortField": "description"}, "sortField: must be one of id, name"),
+        ("network/list", {"namePattern": "%\\"}, LIKE_ERROR.format("namePattern")),
+        ("devicetype/list", {"namePattern": "\\"}, LIKE_ERROR.format("namePattern")),
+        ("user/list", {"loginPattern": "%\\"}, LIKE_ERROR.format("loginPattern")),
         ("network/get", {"networkId": 0}, "networkId: must be at least 1"),
         ("devicetype/list", {"take": True}, "take: must be an integer"),
         ("devicetype/get", {"deviceTypeId": 2**64 - 1}, "deviceTypeId: must be a 64-bit integer"),

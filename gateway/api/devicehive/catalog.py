@@ -9,14 +9,14 @@ from gateway.api.routing import Call
 from gateway.devices.catalog import require
 from gateway.devices.devicehive import network_json, user_filters, user_json
 from gateway.http import json_response
-from gateway.listing import by_name, filters, paging
+from gateway.listing import by_name, filters, like_pattern, paging
 from gateway.schema import Int, Obj, Str
 from gateway.types import Action
 
 ID = {"id": Int(minimum=1)}
 USER_LISTING = {
     "login": Str(min_length=1, max_length=320),
-    "loginPattern": Str(min_length=1, max_length=320),
+    "loginPattern": like_pattern(320),
     "role": Int(minimum=0, maximum=1),
     "status": Int(minimum=0, maximum=2),
     **paging(["id", "login"]),

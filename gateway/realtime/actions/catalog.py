@@ -8,7 +8,7 @@ from typing import Any
 from gateway.auth.devicehive import TOKEN_PAYLOAD, mint_request
 from gateway.devices.catalog import require
 from gateway.devices.devicehive import network_json, user_filters, user_json
-from gateway.listing import by_name, filters, paging
+from gateway.listing import by_name, filters, like_pattern, paging
 from gateway.realtime.dispatcher import Context, action, principal_of
 from gateway.realtime.session import Session
 from gateway.schema import Int, Str
@@ -33,7 +33,7 @@ async def user_get(ctx: Context, session: Session, request: dict[str, Any]) -> d
 
 USER_LISTING = {
     "login": Str(min_length=1, max_length=320),
-    "loginPattern": Str(min_length=1, max_length=320),
+    "loginPattern": like_pattern(320),
     "role": Int(minimum=0, maximum=1),
     "status": Int(minimum=0, maximum=2),
     **paging(["id", "login"]),

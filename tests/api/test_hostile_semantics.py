@@ -1,0 +1,85 @@
+"""Hostile requests that are well-formed HTTP and valid against the OpenAPI document, yet probe
+what the schema cannot say: values PostgreSQL or Python refuse later on, and rights.
+
+Every refusal is a precise 4xx with the error body, never a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import bearer
+from tests.realtime.helpers import World, build_world
+from tests.support.http import expect_error
+
+LIKE_ERROR = "{}: a LIKE pattern must not end with a lone backslash (write \\\\ for one)"
+
+
+@pytest.fixture
+async def world(client: Any) -> World:
+    return await build_world(client)
+
+
+async def dialect_error(response: Any, status: int, message: str) -> None:
+    """The DeviceHive dialect's error body: ``{error, message, request_id}``."""
+    text = await response.text()
+    assert response.status == status, text
+    body = await response.json()
+    assert body == {
+        "error": status,
+        "message": message,
+        "request_id": response.headers["X-Request-ID"],
+    }, body
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/device-types?namePattern=%5C", "namePattern"),
+        ("/v1/device-types?namePattern=therm%25%5C", "namePattern"),
+        ("/v1/device-types?namePattern=%5C%5C%5C", "namePattern"),
+    ],
+)
+async def test_a_like_pattern_ending_in_an_escape_is_a_422(
+    world: World, path: str, field: str
+) -> None:
+    # PostgreSQL refuses such a pattern when a row makes the matcher reach its end (here the
+    # device type "thermometer"): it was a 500, depending on the data.
+    response = await world.client.get(path, headers=bearer(world.admin))
+    await expect_error(response, 422, LIKE_ERROR.format(field))
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/rest/network?namePattern=%5C", "namePattern"),
+        ("/api/rest/devicetype?namePattern=%25%5C", "namePattern"),
+        ("/api/rest/user?loginPattern=%5C", "loginPattern"),
+    ],
+)
+async def test_a_dialect_like_pattern_ending_in_an_escape_is_a_422(
+    world: World, path: str, field: str
+) -> None:
+    response = await world.client.get(path, headers=bearer(world.admin))
+    await dialect_error(response, 422, LIKE_ERROR.format(field))
+
+
+async def test_an_escaped_backslash_is_a_literal_one(world: World) -> None:
+    headers = bearer(world.admin)
+    response = await world.client.post(
+        "/v1/device-types", json={"name": "back\\slash"}, headers=headers
+    )
+    assert response.status == 201, await response.text()
+    created = await response.json()
+    response = await world.client.get(
+        "/v1/device-types", params={"namePattern": "back\\\\%"}, headers=headers
+    )
+    assert response.status == 200, await response.text()
+    assert await response.json() == {"deviceTypes": [created]}
+    response = await world.client.get(
+        "/api/rest/user", params={"loginPattern": "%\\%%"}, headers=headers
+    )
+    assert response.status == 200, await response.text()
+    assert await response.json() == []
