@@ -190,7 +190,9 @@ class Hub:
         return [session.describe(instance) for session in self.sessions.values()]
 
     def terminate(self, session_id: str) -> bool:
-        session = self.sessions.get(int(session_id)) if session_id.isdigit() else None
+        # isascii: str.isdigit() also holds for digits int() refuses, such as "²".
+        number = session_id.isascii() and session_id.isdigit()
+        session = self.sessions.get(int(session_id)) if number else None
         if session is None:
             return False
         return session.close(CloseCode.SESSION_TERMINATED, "session terminated by an administrator")

@@ -83,3 +83,30 @@ async def test_an_escaped_backslash_is_a_literal_one(world: World) -> None:
     )
     assert response.status == 200, await response.text()
     assert await response.json() == []
+
+
+# "²" and "٣" are digits to str.isdigit() (and "٣" to the regex \d); int() refuses "²".
+UNICODE_DIGITS = ["%C2%B2", "1,%C2%B2", "%D9%A3"]
+
+
+@pytest.mark.parametrize("ids", UNICODE_DIGITS)
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/rest/device/notification/poll?waitTimeout=0&networkIds=", "networkIds"),
+        ("/api/rest/device/command/poll?waitTimeout=0&deviceTypeIds=", "deviceTypeIds"),
+    ],
+)
+async def test_dialect_id_lists_take_ascii_digits_only(
+    world: World, path: str, field: str, ids: str
+) -> None:
+    response = await world.client.get(path + ids, headers=bearer(world.admin))
+    await dialect_error(
+        response, 422, f"{field}: must be a comma-separated list of ids (at most 1000)"
+    )
+
+
+@pytest.mark.parametrize("session_id", ["%C2%B2", "%EF%BC%91", "-1", "+1"])
+async def test_a_session_id_that_is_no_number_is_not_found(world: World, session_id: str) -> None:
+    response = await world.client.delete(f"/v1/sessions/{session_id}", headers=bearer(world.admin))
+    await expect_error(response, 404, "Session not found on this instance")

@@ -113,7 +113,10 @@ def _ids(text: str | None, field: str) -> frozenset[int] | None:
     if text is None:
         return None
     parts = [part for part in text.split(",") if part]
-    if len(parts) > 1000 or not all(part.isdigit() and len(part) <= 18 for part in parts):
+    # isascii: str.isdigit() also holds for digits int() refuses, such as "²".
+    if len(parts) > 1000 or not all(
+        part.isascii() and part.isdigit() and len(part) <= 18 for part in parts
+    ):
         raise Unprocessable(f"{field}: must be a comma-separated list of ids (at most 1000)")
     return frozenset(int(part) for part in parts) or None
 
