@@ -11,7 +11,7 @@ from typing import Any
 from gateway.bus.control import DEVICE_DELETED, DEVICE_SAVED, Control
 from gateway.devices.access import Access
 from gateway.devices.registry import Registry
-from gateway.errors import Forbidden, Unprocessable
+from gateway.errors import Forbidden, NotFound, Unprocessable
 from gateway.store.devices import DeviceStore
 from gateway.types import Action, Device, Principal
 
@@ -45,39 +45,52 @@ class Devices:
     async def save_device(
         self, principal: Principal, device_id: str, fields: dict[str, Any]
     ) -> tuple[Device, bool]:
-        """Create or update (RegisterDevice); returns the device and whether it is new."""
+        """Create or update (RegisterDevice); returns the device and whether it is new.
+
+        Decided on the device as PostgreSQL holds it, locked: not on the cache, which another
+        instance's change may not have reached yet."""
         self.access.require(principal, Action.RegisterDevice)
         memberships = await self.access.memberships(principal)
-        existing = await self.registry.fetch_device(device_id)
-        if existing is not None:
-            self.access.check_device(principal, existing, memberships)
-        network_id = fields.get("networkId", existing.network_id if existing else None)
-        if network_id is None:
-            if principal.is_admin or len(memberships) != 1:
-                raise Unprocessable("device.networkId: missing field")
-            network_id = next(iter(memberships))
-        device = Device(
-            id=device_id,
-            name=fields.get("name", existing.name if existing else device_id),
-            data=fields.get("data", existing.data if existing else None),
-            network_id=network_id,
-            device_type_id=fields.get(
-                "deviceTypeId", existing.device_type_id if existing else None
-            ),
-            is_blocked=fields.get("isBlocked", existing.is_blocked if existing else False),
-        )
-        if not principal.may_reach(device.id, device.network_id, memberships):
-            raise Forbidden(f"Network {device.network_id} is outside the token's scope")
         limits = self.access.type_limits(principal)
-        if limits is not None and device.device_type_id not in (None, *limits):
-            raise Forbidden(
-                f"Device type {device.device_type_id} is outside the user's device types"
+
+        def decide(existing: Device | None) -> Device:
+            if existing is not None:
+                self.access.check_device(principal, existing, memberships)
+            network_id = fields.get("networkId", existing.network_id if existing else None)
+            if network_id is None:
+                if principal.is_admin or len(memberships) != 1:
+                    raise Unprocessable("device.networkId: missing field")
+                network_id = next(iter(memberships))
+            device = Device(
+                id=device_id,
+                name=fields.get("name", existing.name if existing else device_id),
+                data=fields.get("data", existing.data if existing else None),
+                network_id=network_id,
+                device_type_id=fields.get(
+                    "deviceTypeId", existing.device_type_id if existing else None
+                ),
+                is_blocked=fields.get("isBlocked", existing.is_blocked if existing else False),
             )
-        saved, _ = await self.devices.save_device(device)
+            if not principal.may_reach(device.id, device.network_id, memberships):
+                raise Forbidden(f"Network {device.network_id} is outside the token's scope")
+            if limits is not None and device.device_type_id not in (None, *limits):
+                raise Forbidden(
+                    f"Device type {device.device_type_id} is outside the user's device types"
+                )
+            return device
+
+        saved, replaced = await self.devices.save_device_as(device_id, decide)
         self.control.publish(DEVICE_SAVED, device=saved.to_json())
-        return saved, existing is None
+        return saved, replaced is None
 
     async def delete_device(self, principal: Principal, device_id: str) -> None:
-        await self.access.device_for(principal, device_id, Action.RegisterDevice)
-        await self.devices.delete_device(device_id)
+        """Decided on the device as PostgreSQL holds it, locked, as a save is."""
+        self.access.require(principal, Action.RegisterDevice)
+        memberships = await self.access.memberships(principal)
+
+        def check(device: Device) -> None:
+            self.access.check_device(principal, device, memberships)
+
+        if not await self.devices.delete_device(device_id, check):
+            raise NotFound(f"Device {device_id} not found")
         self.control.publish(DEVICE_DELETED, id=device_id)

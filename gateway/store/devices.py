@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import asyncpg
@@ -10,6 +10,10 @@ import asyncpg
 from gateway.errors import Conflict, Unprocessable
 from gateway.store.db import Pool
 from gateway.types import Device, Network
+
+_SAVE_ATTEMPTS = 3
+"""A save whose device was created concurrently decides again on it; more races than this
+in a row are a 409."""
 
 
 def _network(row: asyncpg.Record) -> Network:
@@ -103,38 +107,72 @@ class DeviceStore:
 
     async def save_device(self, device: Device) -> tuple[Device, Device | None]:
         """Create or replace; returns the saved device and the one it replaced."""
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                old = await conn.fetchrow(
-                    "SELECT * FROM devices WHERE id = $1 FOR UPDATE", device.id
-                )
-                row = await conn.fetchrow(
-                    """INSERT INTO devices (id, name, data, network_id, device_type_id, is_blocked)
-                       VALUES ($1, $2, $3, $4, $5, $6)
-                       ON CONFLICT (id) DO UPDATE SET name = excluded.name, data = excluded.data,
-                           network_id = excluded.network_id,
-                           device_type_id = excluded.device_type_id,
-                           is_blocked = excluded.is_blocked
-                       RETURNING *""",
-                    device.id,
-                    device.name,
-                    device.data,
-                    device.network_id,
-                    device.device_type_id,
-                    device.is_blocked,
-                )
-        except asyncpg.ForeignKeyViolationError as exc:
-            if exc.constraint_name == "devices_device_type_fkey":
-                raise Unprocessable(
-                    f"deviceTypeId: no such device type: {device.device_type_id}"
-                ) from None
-            raise Unprocessable(f"networkId: no such network: {device.network_id}") from None
-        assert row is not None
-        return _device(row), None if old is None else _device(old)
+        return await self.save_device_as(device.id, lambda _: device)
 
-    async def delete_device(self, device_id: str) -> bool:
-        result = await self.pool.execute("DELETE FROM devices WHERE id = $1", device_id)
-        return bool(result != "DELETE 0")
+    async def save_device_as(
+        self, device_id: str, decide: Callable[[Device | None], Device]
+    ) -> tuple[Device, Device | None]:
+        """Create or change a device from what it is: ``decide`` gets the row as it stands,
+        locked (None: there is none), and returns the device to write or raises to write
+        nothing. So no check passes on a copy that a concurrent request, or another instance
+        whose message has not arrived, changed meanwhile. Returns the saved device and the
+        one it replaced."""
+        for _ in range(_SAVE_ATTEMPTS):
+            device: Device | None = None
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    found = await conn.fetchrow(
+                        "SELECT * FROM devices WHERE id = $1 FOR UPDATE", device_id
+                    )
+                    old = None if found is None else _device(found)
+                    device = decide(old)
+                    values = (
+                        device_id,
+                        device.name,
+                        device.data,
+                        device.network_id,
+                        device.device_type_id,
+                        device.is_blocked,
+                    )
+                    if old is None:
+                        row = await conn.fetchrow(
+                            """INSERT INTO devices
+                                   (id, name, data, network_id, device_type_id, is_blocked)
+                               VALUES ($1, $2, $3, $4, $5, $6)
+                               ON CONFLICT (id) DO NOTHING RETURNING *""",
+                            *values,
+                        )
+                    else:
+                        row = await conn.fetchrow(
+                            """UPDATE devices SET name = $2, data = $3, network_id = $4,
+                                   device_type_id = $5, is_blocked = $6
+                               WHERE id = $1 RETURNING *""",
+                            *values,
+                        )
+            except asyncpg.ForeignKeyViolationError as exc:
+                assert device is not None
+                if exc.constraint_name == "devices_device_type_fkey":
+                    raise Unprocessable(
+                        f"deviceTypeId: no such device type: {device.device_type_id}"
+                    ) from None
+                raise Unprocessable(f"networkId: no such network: {device.network_id}") from None
+            if row is not None:
+                return _device(row), old
+            # Created by someone else since the read: decide again on that device.
+        raise Conflict(f"Device {device_id} changed while it was being saved; retry")
+
+    async def delete_device(
+        self, device_id: str, check: Callable[[Device], None] | None = None
+    ) -> bool:
+        """Delete a device; ``check`` sees it as it stands, locked, and may raise to keep it."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            found = await conn.fetchrow("SELECT * FROM devices WHERE id = $1 FOR UPDATE", device_id)
+            if found is None:
+                return False
+            if check is not None:
+                check(_device(found))
+            await conn.execute("DELETE FROM devices WHERE id = $1", device_id)
+        return True
 
     async def devices_by_id(self, device_ids: Iterable[str]) -> dict[str, Device]:
         rows = await self.pool.fetch(

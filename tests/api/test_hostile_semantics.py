@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import bearer
-from tests.realtime.helpers import World, build_world
+from tests.conftest import AppFactory, bearer
+from tests.realtime.helpers import World, build_world, rest
 from tests.support.http import expect_error
 
 LIKE_ERROR = "{}: a LIKE pattern must not end with a lone backslash (write \\\\ for one)"
@@ -110,3 +110,53 @@ async def test_dialect_id_lists_take_ascii_digits_only(
 async def test_a_session_id_that_is_no_number_is_not_found(world: World, session_id: str) -> None:
     response = await world.client.delete(f"/v1/sessions/{session_id}", headers=bearer(world.admin))
     await expect_error(response, 404, "Session not found on this instance")
+
+
+# -- device writes decide on the device as it stands, not on a cached copy -----------------
+
+
+async def test_a_client_cannot_take_back_a_device_moved_out_of_its_network(
+    world: World, make_client: AppFactory
+) -> None:
+    # Another instance whose bus did not carry the move (Redis down, a lost message): its
+    # cache still puts d1 in alice's network until its next reconciliation.
+    other = await make_client(reconcile_interval=3600.0)
+    assert (await rest(other, "GET", "/v1/devices/d1", world.alice, 200))["networkId"] == world.n1
+    moved = await rest(
+        world.client, "PUT", "/v1/devices/d1", world.admin, 200, {"networkId": world.n2}
+    )
+    assert moved["networkId"] == world.n2
+
+    for method, path, body in (
+        ("PUT", "/v1/devices/d1", {"name": "mine"}),
+        ("PUT", "/v1/devices/d1", {"name": "mine", "networkId": world.n1}),
+        ("DELETE", "/v1/devices/d1", None),
+    ):
+        response = await other.request(method, path, json=body, headers=bearer(world.alice))
+        await expect_error(response, 403, "Device d1 is outside the token's scope")
+    response = await other.put(
+        "/api/rest/device/d1", json={"name": "mine"}, headers=bearer(world.alice)
+    )
+    await dialect_error(response, 403, "Device d1 is outside the token's scope")
+
+    assert await rest(world.client, "GET", "/v1/devices/d1", world.admin, 200) == moved
+    assert await rest(world.client, "GET", "/v1/devices/d1", world.bob, 200) == moved
+
+
+async def test_a_device_deleted_elsewhere_is_created_anew_not_updated(
+    world: World, make_client: AppFactory
+) -> None:
+    other = await make_client(reconcile_interval=3600.0)
+    await rest(other, "GET", "/v1/devices/d3", world.alice, 200)
+    await rest(world.client, "DELETE", "/v1/devices/d3", world.admin, 204)
+    response = await other.delete("/v1/devices/d3", headers=bearer(world.alice))
+    await expect_error(response, 404, "Device d3 not found")
+    created = await rest(other, "PUT", "/v1/devices/d3", world.alice, 201, {"name": "again"})
+    assert created == {
+        "id": "d3",
+        "name": "again",
+        "data": None,
+        "networkId": world.n1,
+        "deviceTypeId": None,
+        "isBlocked": False,
+    }

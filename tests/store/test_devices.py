@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
 import pytest
 
-from gateway.errors import Conflict, Unprocessable
+from gateway.errors import Conflict, Forbidden, Unprocessable
 from gateway.store.db import Pool
 from gateway.store.devices import DeviceStore
 from gateway.store.devicetypes import DeviceTypeStore
@@ -111,3 +114,60 @@ async def test_delete_device_says_whether_there_was_one(pool: Pool) -> None:
     await store.save_device(_device("d1", network.id))
     assert await store.delete_device("d1")
     assert not await store.delete_device("d1")
+
+
+async def test_a_device_created_during_a_save_is_decided_on_again(
+    pool: Pool, clean_db: str
+) -> None:
+    """A save that found no device must not overwrite one created meanwhile: it decides again
+    on that device (here: refuses to take it), as it would have had it come first."""
+    store = DeviceStore(pool)
+    mine = await store.create_network("mine", None)
+    theirs = await store.create_network("theirs", None)
+    rival = await asyncpg.connect(clean_db)
+    try:
+        created = rival.transaction()
+        await created.start()
+        await rival.execute(
+            "INSERT INTO devices (id, name, network_id) VALUES ('d1', 'theirs', $1)", theirs.id
+        )
+        seen: list[Device | None] = []
+
+        def decide(existing: Device | None) -> Device:
+            seen.append(existing)
+            if existing is not None and existing.network_id != mine.id:
+                raise Forbidden("taken")
+            return _device("d1", mine.id)
+
+        saving = asyncio.create_task(store.save_device_as("d1", decide))
+        # The save read no device and now waits, in its insert, on the rival's.
+        deadline = asyncio.get_running_loop().time() + 5
+        while not await pool.fetchval(
+            """SELECT count(*) FROM pg_stat_activity
+               WHERE datname = current_database() AND wait_event_type = 'Lock'
+                 AND query LIKE 'INSERT INTO devices%'"""
+        ):
+            assert asyncio.get_running_loop().time() < deadline, "the save never waited"
+            await asyncio.sleep(0.01)
+        await created.commit()
+        with pytest.raises(Forbidden):
+            await saving
+    finally:
+        await rival.close()
+    theirs_d1 = _device("d1", theirs.id, name="theirs")
+    assert seen == [None, theirs_d1]
+    assert await store.get_device("d1") == theirs_d1
+
+
+async def test_a_delete_checks_the_device_as_it_stands(pool: Pool) -> None:
+    store = DeviceStore(pool)
+    network = await store.create_network("n", None)
+    await store.save_device(_device("d1", network.id))
+
+    def refuse(device: Device) -> None:
+        raise Forbidden(f"not {device.id}")
+
+    with pytest.raises(Forbidden):
+        await store.delete_device("d1", refuse)
+    assert await store.get_device("d1") is not None
+    assert await store.delete_device("d1", lambda device: None)
