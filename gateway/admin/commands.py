@@ -126,7 +126,7 @@ async def find_user(admin: Admin, who: str) -> User:
     user = await (
         admin.users.get(int(text))
         if text.isdigit() and len(text) < 19
-        else admin.users.by_email(text.lower())
+        else admin.users.by_email(text)
     )
     if user is None:
         raise NotFound(f"no user {who!r}")
@@ -247,7 +247,7 @@ async def token_mint(admin: Admin, args: argparse.Namespace) -> None:
 async def _acting_admin(admin: Admin) -> User:
     """The administrator a command mints as: GATEWAY_ADMIN_EMAIL's, else the oldest active one."""
     if admin.settings.admin_email:
-        user = await admin.users.by_email(admin.settings.admin_email.lower())
+        user = await admin.users.by_email(admin.settings.admin_email)
         if user is not None and user.active and user.role == "admin":
             return user
     after = 0

@@ -145,7 +145,10 @@ class AuthService:
         return TokenPair(access=access, refresh=refresh, user_id=user.id, answered_at=now)
 
     async def login(self, name: str, password: str, address: str) -> TokenPair:
-        account = name.strip().lower()
+        # PostgreSQL's lower() identifies accounts; Python's differs beyond ASCII ("Σ", "İ"):
+        # the name is looked up as given, and casefold() keys the throttle.
+        name = name.strip()
+        account = name.casefold()
         try:
             ticket = await self.throttle.admit(account, address)
         except TooManyRequests:
@@ -154,7 +157,7 @@ class AuthService:
         outcome = Outcome.VOID
         try:
             read_at = time.time()
-            user = await self.users.by_email(account)
+            user = await self.users.by_email(name)
             matched = await self.passwords.verify(user.password_hash if user else None, password)
             if not matched or user is None:
                 outcome = Outcome.FAILED

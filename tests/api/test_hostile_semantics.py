@@ -160,3 +160,35 @@ async def test_a_device_deleted_elsewhere_is_created_anew_not_updated(
         "deviceTypeId": None,
         "isBlocked": False,
     }
+
+
+# -- e-mail addresses: PostgreSQL's lower() is what identifies an account ------------------
+
+
+@pytest.mark.parametrize(
+    # Python lowers a final capital sigma to the final small sigma (U+03C2) and "İ" to "i" and a
+    # combining dot; PostgreSQL's lower(), which indexes the address, to U+03C3 and "i" (UTF-8).
+    "email",
+    ["ΣΟΦΙΑΣ@example.com", "İnci@example.com"],
+)
+async def test_a_user_logs_in_with_the_very_address_they_were_given(
+    world: World, email: str
+) -> None:
+    user = await rest(
+        world.client,
+        "POST",
+        "/v1/users",
+        world.admin,
+        201,
+        {"name": "n", "email": email, "password": "client-password", "role": "client"},
+    )
+    for name in (email, f"  {email} ", email.upper()):
+        response = await world.client.post(
+            "/v1/auth/login", json={"email": name, "password": "client-password"}
+        )
+        assert response.status == 200, (name, await response.text())
+        assert (await response.json())["user_id"] == user["id"]
+    response = await world.client.post(
+        "/api/rest/token", json={"login": email, "password": "client-password"}
+    )
+    assert response.status == 201, await response.text()
