@@ -34,13 +34,13 @@ class Devices:
     ) -> list[Device]:
         self.access.require(principal, Action.GetDevice)
         visible = await self.access.visible_networks(principal)
-        found = await self.devices.devices(visible, limit, after)
-        if principal.scope.device_ids is not None:
-            found = [device for device in found if device.id in principal.scope.device_ids]
-        limits = self.access.type_limits(principal)
-        if limits is not None:
-            found = [d for d in found if d.device_type_id is None or d.device_type_id in limits]
-        return found
+        return await self.devices.devices(
+            visible,
+            limit,
+            after,
+            only=principal.scope.device_ids,
+            device_types=self.access.type_limits(principal),
+        )
 
     async def save_device(
         self, principal: Principal, device_id: str, fields: dict[str, Any]

@@ -93,15 +93,29 @@ class DeviceStore:
         return None if row is None else _device(row)
 
     async def devices(
-        self, networks: Iterable[int] | None = None, limit: int = 1000, after: str = ""
+        self,
+        networks: Iterable[int] | None = None,
+        limit: int = 1000,
+        after: str = "",
+        *,
+        only: Iterable[str] | None = None,
+        device_types: Iterable[int] | None = None,
     ) -> list[Device]:
+        """Devices by id after ``after``: within ``networks``, ``only`` these ids and, when
+        ``device_types`` is given, of one of them or of none (None: no such filter). Filtered
+        here, before the limit, so that a page is never cut short."""
         rows = await self.pool.fetch(
             """SELECT * FROM devices
                WHERE ($1::bigint[] IS NULL OR network_id = any($1::bigint[])) AND id > $2
+                 AND ($4::text[] IS NULL OR id = any($4::text[]))
+                 AND ($5::bigint[] IS NULL OR device_type_id IS NULL
+                      OR device_type_id = any($5::bigint[]))
                ORDER BY id LIMIT $3""",
             None if networks is None else list(networks),
             after,
             limit,
+            None if only is None else list(only),
+            None if device_types is None else list(device_types),
         )
         return [_device(row) for row in rows]
 

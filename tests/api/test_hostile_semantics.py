@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import AppFactory, bearer
-from tests.realtime.helpers import World, build_world, rest
+from tests.realtime.helpers import World, build_world, mint, rest
 from tests.support.http import expect_error
 
 LIKE_ERROR = "{}: a LIKE pattern must not end with a lone backslash (write \\\\ for one)"
@@ -192,3 +192,41 @@ async def test_a_user_logs_in_with_the_very_address_they_were_given(
         "/api/rest/token", json={"login": email, "password": "client-password"}
     )
     assert response.status == 201, await response.text()
+
+
+# -- listings: a page is the first ``limit`` items the caller may see ----------------------
+
+
+async def walk_devices(world: World, token: str, limit: int) -> list[str]:
+    """GET /v1/devices page by page, as documented: the last id is the next cursor, and a
+    page shorter than the limit is the last."""
+    seen: list[str] = []
+    cursor = ""
+    while True:
+        query = f"?limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+        page = (await rest(world.client, "GET", "/v1/devices" + query, token, 200))["devices"]
+        seen += [device["id"] for device in page]
+        if len(page) < limit:
+            return seen
+        cursor = page[-1]["id"]
+
+
+async def test_device_pages_are_not_cut_short_by_a_narrowed_token(world: World) -> None:
+    narrowed = await mint(world.client, world.alice, deviceIds=["d3"])
+    for limit in (1, 2, 1000):
+        assert await walk_devices(world, narrowed, limit) == ["d3"]
+
+
+async def test_device_pages_are_not_cut_short_by_device_type_limits(world: World) -> None:
+    await rest(
+        world.client,
+        "PUT",
+        f"/v1/users/{world.alice_id}/device-types",
+        world.admin,
+        200,
+        {"allDeviceTypesAvailable": False, "deviceTypeIds": [2]},
+    )
+    for limit in (1, 2, 1000):
+        assert await walk_devices(world, world.alice, limit) == ["d3"]
+    # An administrator's pages, unfiltered, for comparison.
+    assert await walk_devices(world, world.admin, 1) == ["d1", "d2", "d3"]
