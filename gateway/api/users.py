@@ -140,11 +140,12 @@ async def get_user(call: Call) -> web.Response:
 @ROUTES.route(
     "PATCH",
     "/v1/users/{id}",
-    summary="Change a user; a new password, role or a disable revokes all of their tokens",
+    summary="Change a user; a new password, role or a disable revokes all of their tokens "
+    "(never the last active administrator's role or status: 409)",
     tag="users",
     params=USER_ID,
     body=USER_CHANGES,
-    responses={200: USER, 403: None, 404: None, 422: None},
+    responses={200: USER, 403: None, 404: None, 409: None, 422: None},
 )
 async def update_user(call: Call) -> web.Response:
     user_id = call.params["id"]
@@ -172,7 +173,7 @@ async def update_user(call: Call) -> web.Response:
     tag="users",
     params=USER_ID,
     permission=Action.ManageUser,
-    responses={204: None, 404: None},
+    responses={204: None, 404: None, 409: None},
 )
 async def delete_user(call: Call) -> web.Response:
     receipt = await call.ctx.accounts.delete(call.params["id"])

@@ -92,6 +92,9 @@ class UserStore:
         self, user_id: int, changes: dict[str, Any], network_ids: Iterable[int] | None = None
     ) -> User | None:
         async with self.pool.acquire() as conn, conn.transaction():
+            demoted = changes.get("role", "admin") != "admin"
+            if demoted or changes.get("status", "active") != "active":
+                await _keep_an_admin(conn, user_id)
             exists = await conn.fetchval("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
             if not exists:
                 return None
@@ -109,7 +112,9 @@ class UserStore:
         return await self.get(user_id)
 
     async def delete(self, user_id: int) -> bool:
-        result = await self.pool.execute("DELETE FROM users WHERE id = $1", user_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await _keep_an_admin(conn, user_id)
+            result = await conn.execute("DELETE FROM users WHERE id = $1", user_id)
         return bool(result != "DELETE 0")
 
     async def network_ids(self, user_id: int) -> frozenset[int]:
@@ -161,3 +166,16 @@ async def _set_networks(conn: Connection, user_id: int, network_ids: Iterable[in
         "INSERT INTO user_networks (user_id, network_id) VALUES ($1, $2)",
         [(user_id, network_id) for network_id in wanted],
     )
+
+
+async def _keep_an_admin(conn: Connection, user_id: int) -> None:
+    """Refuse to demote, disable or delete the last active administrator: nobody could then
+    manage users over the API. Every active administrator is locked, in id order, so two
+    administrators demoting each other at once are serialized (and the second refused); NO KEY
+    UPDATE, which logins (a foreign key's KEY SHARE on their user) do not wait for."""
+    admins = await conn.fetch(
+        """SELECT id FROM users WHERE role = 'admin' AND status = 'active'
+           ORDER BY id FOR NO KEY UPDATE"""
+    )
+    if [row["id"] for row in admins] == [user_id]:
+        raise Conflict(f"User {user_id} is the last active administrator; make another one first")

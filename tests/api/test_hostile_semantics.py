@@ -6,12 +6,13 @@ Every refusal is a precise 4xx with the error body, never a 500.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
-from tests.conftest import AppFactory, bearer
-from tests.realtime.helpers import World, build_world, mint, rest
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, AppFactory, bearer, login
+from tests.realtime.helpers import BOB_EMAIL, PASSWORD, World, build_world, mint, rest
 from tests.support.http import expect_error
 
 LIKE_ERROR = "{}: a LIKE pattern must not end with a lone backslash (write \\\\ for one)"
@@ -230,3 +231,90 @@ async def test_device_pages_are_not_cut_short_by_device_type_limits(world: World
         assert await walk_devices(world, world.alice, limit) == ["d3"]
     # An administrator's pages, unfiltered, for comparison.
     assert await walk_devices(world, world.admin, 1) == ["d1", "d2", "d3"]
+
+
+# -- users: somebody stays able to administer ----------------------------------------------
+
+LAST_ADMIN = "User {} is the last active administrator; make another one first"
+
+
+async def test_the_last_active_administrator_cannot_be_demoted_disabled_or_deleted(
+    world: World,
+) -> None:
+    headers = bearer(world.admin)
+    for method, body in (
+        ("PATCH", {"role": "client"}),
+        ("PATCH", {"status": "disabled"}),
+        ("PATCH", {"name": "still here", "role": "client", "status": "disabled"}),
+        ("DELETE", None),
+    ):
+        response = await world.client.request(method, "/v1/users/1", json=body, headers=headers)
+        await expect_error(response, 409, LAST_ADMIN.format(1))
+    me = await rest(world.client, "GET", "/v1/auth/me", world.admin, 200)
+    assert (me["name"], me["role"], me["status"]) == ("admin", "admin", "active")
+    # Changes that leave it an active administrator go through.
+    await rest(world.client, "PATCH", "/v1/users/1", world.admin, 200, {"name": "root"})
+    await rest(world.client, "PATCH", "/v1/users/1", world.admin, 200, {"role": "admin"})
+
+
+async def test_an_administrator_steps_down_once_another_is_active(world: World) -> None:
+    await rest(
+        world.client, "PATCH", f"/v1/users/{world.bob_id}", world.admin, 200, {"role": "admin"}
+    )
+    # A disabled administrator does not count.
+    await rest(
+        world.client, "PATCH", f"/v1/users/{world.bob_id}", world.admin, 200, {"status": "disabled"}
+    )
+    response = await world.client.patch(
+        "/v1/users/1", json={"role": "client"}, headers=bearer(world.admin)
+    )
+    await expect_error(response, 409, LAST_ADMIN.format(1))
+    await rest(
+        world.client, "PATCH", f"/v1/users/{world.bob_id}", world.admin, 200, {"status": "active"}
+    )
+    demoted = await rest(world.client, "PATCH", "/v1/users/1", world.admin, 200, {"role": "client"})
+    assert demoted["role"] == "client"
+    response = await world.client.get("/v1/auth/me", headers=bearer(world.admin))
+    await expect_error(response, 401, "Token revoked")
+
+
+async def test_two_administrators_demoting_each_other_at_once_leave_one(world: World) -> None:
+    await rest(
+        world.client, "PATCH", f"/v1/users/{world.bob_id}", world.admin, 200, {"role": "admin"}
+    )
+    bob = (await login(world.client, BOB_EMAIL, PASSWORD))["access_token"]
+    responses = await asyncio.gather(
+        world.client.patch(
+            f"/v1/users/{world.bob_id}", json={"status": "disabled"}, headers=bearer(world.admin)
+        ),
+        world.client.patch("/v1/users/1", json={"status": "disabled"}, headers=bearer(bob)),
+    )
+    answers = sorted([(r.status, (await r.json()).get("message")) for r in responses])
+    # The second is refused as the last administrator; or, should the first have finished
+    # before the second was even authenticated, as revoked (the first's disable revoked it).
+    assert answers[0][0] == 200 and answers[1] in (
+        (409, LAST_ADMIN.format(1)),
+        (409, LAST_ADMIN.format(world.bob_id)),
+        (401, "Token revoked"),
+    ), answers
+    users = await rest(world.client, "GET", "/v1/users", await admin_token(world), 200)
+    active_admins = [
+        user["id"]
+        for user in users["users"]
+        if (user["role"], user["status"]) == ("admin", "active")
+    ]
+    assert len(active_admins) == 1
+
+
+async def admin_token(world: World) -> str:
+    """An access token of whichever administrator is still active."""
+    for email in (ADMIN_EMAIL, BOB_EMAIL):
+        response = await world.client.post(
+            "/v1/auth/login",
+            json={"email": email, "password": ADMIN_PASSWORD if email == ADMIN_EMAIL else PASSWORD},
+        )
+        if response.status == 200:
+            token: str = (await response.json())["access_token"]
+            return token
+        await response.read()
+    raise AssertionError("no administrator can log in")
