@@ -42,6 +42,33 @@ class Devices:
             device_types=self.access.type_limits(principal),
         )
 
+    async def find_devices(
+        self,
+        principal: Principal,
+        *,
+        network_id: int | None = None,
+        name: str | None = None,
+        by_name: bool = False,
+        descending: bool = False,
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> list[Device]:
+        """DeviceHive's device/list: the devices the caller may see, filtered, sorted and
+        paged by PostgreSQL (however many there are)."""
+        self.access.require(principal, Action.GetDevice)
+        visible = await self.access.visible_networks(principal)
+        return await self.devices.device_page(
+            visible,
+            only=principal.scope.device_ids,
+            device_types=self.access.type_limits(principal),
+            network_id=network_id,
+            name=name,
+            by_name=by_name,
+            descending=descending,
+            limit=limit,
+            offset=offset,
+        )
+
     async def save_device(
         self, principal: Principal, device_id: str, fields: dict[str, Any]
     ) -> tuple[Device, bool]:

@@ -104,18 +104,45 @@ class DeviceStore:
         """Devices by id after ``after``: within ``networks``, ``only`` these ids and, when
         ``device_types`` is given, of one of them or of none (None: no such filter). Filtered
         here, before the limit, so that a page is never cut short."""
+        return await self.device_page(
+            networks, only=only, device_types=device_types, after=after, limit=limit
+        )
+
+    async def device_page(
+        self,
+        networks: Iterable[int] | None,
+        *,
+        only: Iterable[str] | None = None,
+        device_types: Iterable[int] | None = None,
+        network_id: int | None = None,
+        name: str | None = None,
+        after: str = "",
+        by_name: bool = False,
+        descending: bool = False,
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> list[Device]:
+        """One page of the devices ``devices`` describes, also of ``network_id`` and named
+        ``name`` when given, sorted by id or by name (code point order, then id)."""
+        column = 'name COLLATE "C"' if by_name else "id"
+        order = f"{column} {'DESC' if descending else 'ASC'}"
         rows = await self.pool.fetch(
-            """SELECT * FROM devices
+            f"""SELECT * FROM devices
                WHERE ($1::bigint[] IS NULL OR network_id = any($1::bigint[])) AND id > $2
-                 AND ($4::text[] IS NULL OR id = any($4::text[]))
-                 AND ($5::bigint[] IS NULL OR device_type_id IS NULL
-                      OR device_type_id = any($5::bigint[]))
-               ORDER BY id LIMIT $3""",
+                 AND ($3::text[] IS NULL OR id = any($3::text[]))
+                 AND ($4::bigint[] IS NULL OR device_type_id IS NULL
+                      OR device_type_id = any($4::bigint[]))
+                 AND ($5::bigint IS NULL OR network_id = $5)
+                 AND ($6::text IS NULL OR name = $6)
+               ORDER BY {order}, id LIMIT $7 OFFSET $8""",  # noqa: S608 - fixed identifiers
             None if networks is None else list(networks),
             after,
-            limit,
             None if only is None else list(only),
             None if device_types is None else list(device_types),
+            network_id,
+            name,
+            limit,
+            offset,
         )
         return [_device(row) for row in rows]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 import pytest
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, AppFactory, bearer, login
@@ -318,3 +319,37 @@ async def admin_token(world: World) -> str:
             return token
         await response.read()
     raise AssertionError("no administrator can log in")
+
+
+async def test_the_dialect_lists_every_device_past_the_ten_thousandth(
+    world: World, clean_db: str
+) -> None:
+    # 10,000 more devices in network n1, beside d1, d2 and d3: 10,003 in all.
+    conn = await asyncpg.connect(clean_db)
+    try:
+        await conn.execute(
+            """INSERT INTO devices (id, name, network_id)
+               SELECT 'z' || lpad(i::text, 5, '0'), 'z' || lpad(i::text, 5, '0'), $1
+               FROM generate_series(0, 9999) AS i""",
+            world.n1,
+        )
+    finally:
+        await conn.close()
+    headers = bearer(world.admin)
+
+    async def ids(query: str) -> list[str]:
+        response = await world.client.get("/api/rest/device" + query, headers=headers)
+        assert response.status == 200, await response.text()
+        return [device["id"] for device in await response.json()]
+
+    assert await ids("?skip=10000&take=1000") == ["z09997", "z09998", "z09999"]
+    assert await ids("?name=z09999") == ["z09999"]
+    assert await ids(f"?networkId={world.n1}&skip=10000") == ["z09998", "z09999"]
+    assert await ids("?sortField=name&sortOrder=DESC&take=2") == ["z09999", "z09998"]
+    assert await ids("?sortOrder=DESC&skip=10002") == ["d1"]
+    peer = await world.peer(world.admin)
+    try:
+        listed = await peer.ok("device/list", skip=10_000)
+        assert [device["id"] for device in listed["devices"]] == ["z09997", "z09998", "z09999"]
+    finally:
+        await peer.close()

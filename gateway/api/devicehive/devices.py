@@ -50,17 +50,15 @@ DEVICE_LISTING = {
 @route("GET", "/device", query=DEVICE_LISTING)
 async def dialect_device_list(call: Call) -> web.Response:
     query = call.query
-    devices = await call.ctx.devices.list_devices(call.principal, limit=10_000)
-    devices = [
-        device
-        for device in devices
-        if query.get("networkId", device.network_id) == device.network_id
-        and query.get("name", device.name) == device.name
-    ]
-    key = (lambda d: d.name) if query.get("sortField") == "name" else (lambda d: d.id)
-    devices.sort(key=key, reverse=query.get("sortOrder") == "DESC")
-    skip = query.get("skip", 0)
-    page = devices[skip : skip + query.get("take", 1000)]
+    page = await call.ctx.devices.find_devices(
+        call.principal,
+        network_id=query.get("networkId"),
+        name=query.get("name"),
+        by_name=query.get("sortField") == "name",
+        descending=query.get("sortOrder") == "DESC",
+        limit=query.get("take", 1000),
+        offset=query.get("skip", 0),
+    )
     return json_response([device.to_json() for device in page])
 
 

@@ -36,11 +36,12 @@ async def device_get(ctx: Context, session: Session, request: dict[str, Any]) ->
     {"networkId": Int(minimum=1), "take": Int(minimum=1, maximum=1000), "skip": Int(minimum=0)},
 )
 async def device_list(ctx: Context, session: Session, request: dict[str, Any]) -> dict[str, Any]:
-    devices = await ctx.devices.list_devices(principal_of(session), limit=10_000)
-    if "networkId" in request:
-        devices = [d for d in devices if d.network_id == request["networkId"]]
-    skip = request.get("skip", 0)
-    devices = devices[skip : skip + request.get("take", 1000)]
+    devices = await ctx.devices.find_devices(
+        principal_of(session),
+        network_id=request.get("networkId"),
+        limit=request.get("take", 1000),
+        offset=request.get("skip", 0),
+    )
     return {"devices": [device.to_json() for device in devices]}
 
 
