@@ -347,6 +347,11 @@ async def test_the_dialect_lists_every_device_past_the_ten_thousandth(
     assert await ids(f"?networkId={world.n1}&skip=10000") == ["z09998", "z09999"]
     assert await ids("?sortField=name&sortOrder=DESC&take=2") == ["z09999", "z09998"]
     assert await ids("?sortOrder=DESC&skip=10002") == ["d1"]
+    # network/get lists a network's devices (at most 10,000) within the token's deviceIds.
+    narrowed = await mint(world.client, world.admin, deviceIds=["z09999"])
+    response = await world.client.get(f"/api/rest/network/{world.n1}", headers=bearer(narrowed))
+    assert response.status == 200, await response.text()
+    assert [device["id"] for device in (await response.json())["devices"]] == ["z09999"]
     peer = await world.peer(world.admin)
     try:
         listed = await peer.ok("device/list", skip=10_000)
