@@ -358,3 +358,125 @@ async def test_the_dialect_lists_every_device_past_the_ten_thousandth(
         assert [device["id"] for device in listed["devices"]] == ["z09997", "z09998", "z09999"]
     finally:
         await peer.close()
+
+
+# -- a client of network n1 reaches nothing of network n2, through any route --------------
+
+OUTSIDE_D2 = "Device d2 is outside the token's scope"
+NOT_MANAGER = "Missing permission: ManageUser"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "message"),
+    [
+        ("GET", "/v1/networks/{n2}", None, 403, "Network {n2} is outside the token's scope"),
+        ("GET", "/v1/devices/d2", None, 403, OUTSIDE_D2),
+        ("PUT", "/v1/devices/d2", {"name": "mine"}, 403, OUTSIDE_D2),
+        ("DELETE", "/v1/devices/d2", None, 403, OUTSIDE_D2),
+        (
+            "PUT",
+            "/v1/devices/d1",
+            {"networkId": "{n2}"},
+            403,
+            "Network {n2} is outside the token's scope",
+        ),
+        (
+            "PUT",
+            "/v1/devices/new",
+            {"networkId": "{n2}"},
+            403,
+            "Network {n2} is outside the token's scope",
+        ),
+        ("GET", "/v1/devices/d2/notifications", None, 403, OUTSIDE_D2),
+        ("GET", "/v1/devices/d2/commands", None, 403, OUTSIDE_D2),
+        ("GET", "/v1/devices/d2/notifications/poll?waitTimeout=0", None, 403, OUTSIDE_D2),
+        ("GET", "/v1/devices/d2/commands/poll?waitTimeout=0", None, 403, OUTSIDE_D2),
+        ("GET", "/v1/users/{bob}", None, 403, NOT_MANAGER),
+        ("PATCH", "/v1/users/{bob}", {"name": "x"}, 403, NOT_MANAGER),
+        ("GET", "/v1/users/{bob}/device-types", None, 403, NOT_MANAGER),
+        ("PUT", "/v1/users/{alice}/networks/{n2}", None, 403, NOT_MANAGER),
+        (
+            "PATCH",
+            "/v1/users/{alice}",
+            {"networkIds": ["{n2}"]},
+            403,
+            "Changing networkIds needs ManageUser",
+        ),
+        ("POST", "/v1/auth/revoke", {"user_id": "{bob}"}, 403, NOT_MANAGER),
+        (
+            "POST",
+            "/v1/auth/token/create",
+            {"user_id": "{bob}"},
+            403,
+            "Minting a token for another user needs ManageUser",
+        ),
+        (
+            "POST",
+            "/v1/auth/token/create",
+            {"deviceIds": ["d2"]},
+            403,
+            "Requested deviceIds exceed what the caller and the user may reach: d2",
+        ),
+        ("GET", "/v1/sessions", None, 403, NOT_MANAGER),
+        ("GET", "/api/rest/device/d2", None, 403, OUTSIDE_D2),
+        ("PUT", "/api/rest/device/d2", {"name": "mine"}, 403, OUTSIDE_D2),
+        ("DELETE", "/api/rest/device/d2", None, 403, OUTSIDE_D2),
+        ("GET", "/api/rest/device/d2/notification", None, 403, OUTSIDE_D2),
+        ("GET", "/api/rest/device/d2/notification/1", None, 403, OUTSIDE_D2),
+        ("POST", "/api/rest/device/d2/notification", {"notification": "x"}, 403, OUTSIDE_D2),
+        ("GET", "/api/rest/device/d2/command", None, 403, OUTSIDE_D2),
+        ("POST", "/api/rest/device/d2/command", {"command": "x"}, 403, OUTSIDE_D2),
+        ("PUT", "/api/rest/device/d2/command/1", {"status": "x"}, 403, OUTSIDE_D2),
+        ("GET", "/api/rest/device/d2/notification/poll?waitTimeout=0", None, 403, OUTSIDE_D2),
+        (
+            "GET",
+            "/api/rest/device/command/poll?waitTimeout=0&networkIds={n2}",
+            None,
+            403,
+            "networkIds outside the token's scope: {n2}",
+        ),
+        ("GET", "/api/rest/network/{n2}", None, 403, "Network {n2} is outside the token's scope"),
+        ("GET", "/api/rest/user/{bob}", None, 403, NOT_MANAGER),
+        ("GET", "/api/rest/user", None, 403, NOT_MANAGER),
+        (
+            "POST",
+            "/api/rest/token/create",
+            {"networkIds": ["{n2}"]},
+            403,
+            "Requested networkIds exceed what the caller and the user may reach: {n2}",
+        ),
+    ],
+)
+async def test_a_client_reaches_nothing_of_another_network(
+    world: World, method: str, path: str, body: Any, status: int, message: str
+) -> None:
+    names = {"n2": world.n2, "bob": world.bob_id, "alice": world.alice_id}
+
+    def filled(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith("{") and value.endswith("}"):
+            return names[value[1:-1]]
+        if isinstance(value, list):
+            return [filled(item) for item in value]
+        if isinstance(value, dict):
+            return {key: filled(item) for key, item in value.items()}
+        return value
+
+    response = await world.client.request(
+        method, path.format(**names), json=filled(body), headers=bearer(world.alice)
+    )
+    if path.startswith("/api/rest"):
+        await dialect_error(response, status, message.format(**names))
+    else:
+        await expect_error(response, status, message.format(**names))
+
+
+async def test_client_listings_hold_only_the_clients_network(world: World) -> None:
+    async def get(path: str) -> Any:
+        return await rest(world.client, "GET", path, world.alice, 200)
+
+    assert [n["id"] for n in (await get("/v1/networks"))["networks"]] == [world.n1]
+    assert [d["id"] for d in (await get("/v1/devices"))["devices"]] == ["d1", "d3"]
+    assert [n["id"] for n in await get("/api/rest/network")] == [world.n1]
+    assert [d["id"] for d in await get("/api/rest/device")] == ["d1", "d3"]
+    assert await get(f"/api/rest/device?networkId={world.n2}") == []
+    assert await get("/api/rest/device?name=d2") == []
