@@ -110,7 +110,9 @@ async def find(messages: MessageStore, query: Query) -> list[Item]:
     stamp = "last_updated" if query.updated else '"timestamp"'
     order = {
         "timestamp": f"{stamp} {direction}, id {direction}",
-        "name": f"{name_column} {direction}, {stamp} {direction}, id {direction}",
+        # In code points, as the merge with pending items sorts (whatever the database's
+        # collation): else the window read here is not the one the merge cuts a page from.
+        "name": f'{name_column} COLLATE "C" {direction}, {stamp} {direction}, id {direction}',
     }[query.sort]
     compare = "<" if query.descending else ">"
     after_at, after_id = (

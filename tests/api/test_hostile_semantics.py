@@ -7,14 +7,26 @@ Every refusal is a precise 4xx with the error body, never a 500.
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, AppFactory, bearer, login
+from gateway.app import create_app
+from tests.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    AppFactory,
+    bearer,
+    login,
+    make_settings,
+)
 from tests.realtime.helpers import BOB_EMAIL, PASSWORD, World, build_world, mint, rest
 from tests.support.http import expect_error
+from tests.support.servers import with_database
 
 LIKE_ERROR = "{}: a LIKE pattern must not end with a lone backslash (write \\\\ for one)"
 
@@ -480,3 +492,61 @@ async def test_client_listings_hold_only_the_clients_network(world: World) -> No
     assert [d["id"] for d in await get("/api/rest/device")] == ["d1", "d3"]
     assert await get(f"/api/rest/device?networkId={world.n2}") == []
     assert await get("/api/rest/device?name=d2") == []
+
+
+# -- history sorted by name: PostgreSQL and the merge of pending items agree on the order --
+
+
+@pytest.fixture
+async def linguistic_db(clean_db: str) -> AsyncIterator[str]:
+    """A database whose default collation is linguistic (ICU en-US: "a" < "B"), as a server
+    initialized in an en_US locale has; skipped where the server has no ICU."""
+    name = f"gateway_icu_{uuid.uuid4().hex[:8]}"
+    server = with_database(clean_db, "postgres")
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(
+            f"""CREATE DATABASE "{name}" TEMPLATE template0 ENCODING 'UTF8'
+                LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"""
+        )
+    except asyncpg.PostgresError as exc:
+        pytest.skip(f"no ICU collation on this server: {exc}")
+    finally:
+        await conn.close()
+    try:
+        yield with_database(clean_db, name)
+    finally:
+        conn = await asyncpg.connect(server)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+async def test_history_pages_by_name_skip_nothing_under_a_linguistic_collation(
+    linguistic_db: str, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    gateway = await aiohttp_client(create_app(make_settings(linguistic_db, tmp_path)))
+    admin = (await login(gateway, ADMIN_EMAIL, ADMIN_PASSWORD))["access_token"]
+    network = (await rest(gateway, "POST", "/v1/networks", admin, 201, {"name": "n"}))["id"]
+    await rest(gateway, "PUT", "/v1/devices/c1", admin, 201, {"networkId": network})
+    for name in ("a", "B", "c"):
+        await rest(
+            gateway, "POST", "/api/rest/device/c1/notification", admin, 201, {"notification": name}
+        )
+    conn = await asyncpg.connect(linguistic_db)
+    try:
+        deadline = asyncio.get_running_loop().time() + 5
+        while await conn.fetchval("SELECT count(*) FROM notifications") < 3:
+            assert asyncio.get_running_loop().time() < deadline, "never written"
+            await asyncio.sleep(0.01)
+    finally:
+        await conn.close()
+    path = "/api/rest/device/c1/notification?sortField=notification"
+    whole = [item["notification"] for item in await rest(gateway, "GET", path, admin, 200)]
+    paged = [
+        item["notification"]
+        for skip in range(3)
+        for item in await rest(gateway, "GET", f"{path}&take=1&skip={skip}", admin, 200)
+    ]
+    assert paged == whole == ["B", "a", "c"]
