@@ -20,6 +20,7 @@ import asyncio
 import enum
 import hashlib
 import logging
+import unicodedata
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
@@ -74,7 +75,9 @@ class LoginThrottle:
 
         When the limit is full only because of this instance's checks still in flight, wait
         for one to settle instead of refusing: a burst of right passwords still gets in."""
-        pair, where = _key("p", account, address), _key("a", address)
+        # One account whatever the Unicode form its name is typed in (the store's lookup).
+        pair = _key("p", unicodedata.normalize("NFC", account), address)
+        where = _key("a", address)
         while True:
             counts, wait = await self._reserve(pair, where)
             if wait is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +17,12 @@ _SELECT = """
                                WHERE m.user_id = u.id ORDER BY network_id), '{}') AS network_ids
     FROM users u
 """
+
+
+def composed(email: str) -> str:
+    """An address in Unicode NFC: "é" typed as "e" and a combining accent is the same text,
+    and must be the same account."""
+    return unicodedata.normalize("NFC", email)
 
 
 def _user(row: asyncpg.Record | None) -> User | None:
@@ -42,7 +49,18 @@ class UserStore:
         return _user(await self.pool.fetchrow(_SELECT + " WHERE u.id = $1", user_id))
 
     async def by_email(self, email: str) -> User | None:
-        return _user(await self.pool.fetchrow(_SELECT + " WHERE lower(u.email) = lower($1)", email))
+        """Case-insensitively (PostgreSQL's lower(), as the unique index) and whatever the
+        Unicode form it is written in: addresses are stored composed (NFC), and a row stored
+        before that in another form still answers to that form, first."""
+        return _user(
+            await self.pool.fetchrow(
+                _SELECT
+                + """ WHERE lower(u.email) = any(ARRAY[lower($1), lower($2)])
+                              ORDER BY lower(u.email) = lower($1) DESC LIMIT 1""",
+                email,
+                composed(email),
+            )
+        )
 
     async def page(self, limit: int, after_id: int) -> list[User]:
         rows = await self.pool.fetch(
@@ -59,6 +77,7 @@ class UserStore:
         role: str,
         network_ids: Iterable[int] = (),
     ) -> User:
+        email = composed(email)
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 user_id = await conn.fetchval(
@@ -78,6 +97,7 @@ class UserStore:
 
     async def ensure(self, *, name: str, email: str, password_hash: str, role: str) -> bool:
         """Create the user unless one with that email exists; True when created."""
+        email = composed(email)
         created = await self.pool.fetchval(
             """INSERT INTO users (name, email, password_hash, role) VALUES ($1, $2, $3, $4)
                ON CONFLICT (lower(email)) DO NOTHING RETURNING id""",

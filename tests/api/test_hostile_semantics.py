@@ -550,3 +550,48 @@ async def test_history_pages_by_name_skip_nothing_under_a_linguistic_collation(
         for item in await rest(gateway, "GET", f"{path}&take=1&skip={skip}", admin, 200)
     ]
     assert paged == whole == ["B", "a", "c"]
+
+
+COMPOSED = "ren\u00e9@example.com"  # "é" as one code point (NFC)
+DECOMPOSED = "rene\u0301@example.com"  # "e" and a combining acute accent (NFD): the same text
+
+
+async def test_an_address_in_another_normalization_form_is_the_same_account(
+    world: World,
+) -> None:
+    created = await rest(
+        world.client,
+        "POST",
+        "/v1/users",
+        world.admin,
+        201,
+        {"name": "René", "email": DECOMPOSED, "password": "client-password", "role": "client"},
+    )
+    assert created["email"] == COMPOSED
+    response = await world.client.post(
+        "/v1/users",
+        json={
+            "name": "x",
+            "email": COMPOSED.upper(),
+            "password": "client-password",
+            "role": "client",
+        },
+        headers=bearer(world.admin),
+    )
+    await expect_error(response, 409, f"a user with email {COMPOSED.upper()!r} already exists")
+    for name in (COMPOSED, DECOMPOSED, DECOMPOSED.upper()):
+        response = await world.client.post(
+            "/v1/auth/login", json={"email": name, "password": "client-password"}
+        )
+        assert response.status == 200, (name, await response.text())
+        assert (await response.json())["user_id"] == created["id"]
+    # And one account to the login throttle: failures in one form count against the other.
+    for _ in range(5):
+        response = await world.client.post(
+            "/v1/auth/login", json={"email": COMPOSED, "password": "wrong-password"}
+        )
+        await expect_error(response, 401, "Invalid email or password")
+    response = await world.client.post(
+        "/v1/auth/login", json={"email": DECOMPOSED, "password": "client-password"}
+    )
+    await expect_error(response, 429, "Too many failed logins; try again later")
