@@ -130,7 +130,7 @@ class Messages:
         only after every instance has written what it held then (the flush barrier), or a
         client reconnecting to another instance would miss it for good."""
         await self.handover.barrier()
-        stamp = _last_updated if updated else _timestamp
+        stamp = last_changed if updated else _timestamp
         pending = [
             item
             for item in self.messages.pending(kind)
@@ -159,7 +159,8 @@ def _timestamp(item: Item) -> float:
     return item.timestamp
 
 
-def _last_updated(item: Item) -> float:
+def last_changed(item: Item) -> float:
+    """When the item took its current state: a command's ``lastUpdated``."""
     return item.last_updated if isinstance(item, Command) else item.timestamp
 
 
@@ -194,6 +195,10 @@ class History:
         self._done = True
         by_id = {item.id: item for item in stored}
         for item in self._pending:
-            by_id.setdefault(item.id, item)
+            # A command may be stored in one state and pending in a newer one (an update not
+            # written yet), or written in a newer state than the pending copy read before.
+            known = by_id.get(item.id)
+            if known is None or last_changed(item) > last_changed(known):
+                by_id[item.id] = item
         stamp = self._stamp
         return sorted(by_id.values(), key=lambda item: (stamp(item), item.id))

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
+from gateway.devices.messages import last_changed
 from gateway.realtime.dispatcher import Context, Reply
 from gateway.realtime.protocol import push
 from gateway.realtime.session import Session
@@ -106,7 +107,10 @@ async def replay(
     held-back pushes. A command created before ``since`` and changed after it goes as a
     ``command/update``: the client knew the command, not its new state."""
     session = subscription.session
-    sent: set[int] = set()
+    sent: dict[int, float] = {}
+    """Item id -> when the state sent took effect: a newer state of a command already sent
+    (an update merged from the pending ones into a later page) goes again as an update."""
+    with_updates = subscription.with_updates
     action, key = (
         ("notification/insert", b"notification")
         if subscription.kind == NOTIFICATION
@@ -122,14 +126,18 @@ async def replay(
             for item in page:
                 if not active():
                     return
-                if item.id in sent or not _may_see(
+                known = sent.get(item.id)
+                if (
+                    known is not None and not (with_updates and last_changed(item) > known)
+                ) or not _may_see(
                     subscription, session.live_principal, memberships, item, type_allowed
                 ):
                     continue
-                sent.add(item.id)
+                sent[item.id] = last_changed(item)
                 pushed = (
                     "command/update"
-                    if since is not None and item.timestamp <= since and key == b"command"
+                    if known is not None
+                    or (since is not None and item.timestamp <= since and key == b"command")
                     else action
                 )
                 frame = push(pushed, subscription.id_bytes, key, orjson.dumps(item.to_json()))
