@@ -36,7 +36,7 @@ async def _send_paced(session: Session, data: bytes) -> None:
     """Send one replayed frame, first letting the writer drain a half-full queue: a replay may
     hold more items than the outbound queue, and a client reading at its own pace is not a slow
     consumer."""
-    if session.backlogged():
+    if session.backlogged(len(data)):
         await session.flush(_REPLAY_STALL)
     session.send(data)
 

@@ -226,10 +226,11 @@ class Session:
 
     def _over_limit(self) -> bool:
         """Beyond the bounds the session is closed as a slow consumer and what it queued is
-        dropped."""
+        dropped. The byte bound applies to what waits behind a frame: one frame larger than it
+        on its own (a big item, a long list) is written, or it could never be delivered."""
         frames, size = self._outstanding()
         limits = self.env.limits
-        if frames <= limits.queue_messages and size <= limits.queue_bytes:
+        if frames <= limits.queue_messages and (size <= limits.queue_bytes or frames == 1):
             return False
         if self._queue:
             self._queue.clear()
@@ -256,14 +257,19 @@ class Session:
         self._held_bytes -= sum(len(data) for _, data in held)
         return held
 
-    def backlogged(self) -> bool:
-        """At least half the queue's bounds are taken (by count or bytes): a bulk sender such as
-        a replay should let the writer catch up (``flush``) before queueing more."""
+    def backlogged(self, coming: int = 0) -> bool:
+        """At least half the queue's bounds are taken (by count or bytes), or a frame of
+        ``coming`` bytes would cross the byte bound: a bulk sender such as a replay should let
+        the writer catch up (``flush``) before queueing more."""
         if not self._queue:
             return False
         frames, size = self._outstanding()
         limits = self.env.limits
-        return frames * 2 >= limits.queue_messages or size * 2 >= limits.queue_bytes
+        return (
+            frames * 2 >= limits.queue_messages
+            or size * 2 >= limits.queue_bytes
+            or size + coming > limits.queue_bytes
+        )
 
     # -- requests that wait ----------------------------------------------------------------
 

@@ -8,10 +8,11 @@ import asyncio
 import time
 
 import asyncpg
+import orjson
 
 from gateway.clock import iso, parse_iso
 from gateway.devices.messages import REPLAY_PAGE
-from tests.conftest import AppFactory
+from tests.conftest import AppFactory, bearer
 from tests.realtime.helpers import build_world, connect
 
 FAST = {"ws_rate": 1_000_000.0, "ws_burst": 1_000_000}
@@ -104,3 +105,39 @@ async def test_a_replay_longer_than_a_page_sends_a_pending_update_of_an_item_of_
         "done",
     )
     await dashboard.no_push(0.2)
+
+
+async def test_an_item_whose_push_exceeds_the_outbound_byte_bound_is_delivered_not_a_poison(
+    make_client: AppFactory,
+) -> None:
+    """A notification of a 300 KB REST body whose numbers are written out longer (9e15 is
+    9000000000000000.0) makes a push above GATEWAY_WS_QUEUE_BYTES (1 MiB). Alone in its
+    queue it must be written: closing as a slow consumer every session it is for, and again
+    at each replay that covers it, would let one insert cut every dashboard off for good."""
+    client = await make_client()
+    world = await build_world(client)
+    live = await connect(client, world.alice)
+    since = (await live.ok("server/info"))["info"]["serverTimestamp"]
+    sub = await live.subscribe(deviceId="d1")
+    count = 59_000
+    body = b'{"notification":"big","parameters":[' + b",".join([b"9e15"] * count) + b"]}"
+    assert len(body) < 300_000
+    response = await client.post(
+        "/api/rest/device/d1/notification",
+        data=body,
+        headers={**bearer(world.admin), "Content-Type": "application/json"},
+    )
+    assert response.status == 201, await response.text()
+    item_id = (await response.json())["id"]
+    push = await live.push()
+    assert (push["subscriptionId"], push["notification"]["id"]) == (sub, item_id)
+    assert push["notification"]["parameters"] == [9e15] * count
+    assert len(orjson.dumps(push)) > 1024 * 1024
+    replayed = await connect(client, world.alice)
+    again = await replayed.subscribe(deviceId="d1", timestamp=since)
+    push = await replayed.push()
+    assert (push["subscriptionId"], push["notification"]["id"]) == (again, item_id)
+    listed = (await replayed.ok("notification/list", deviceId="d1"))["notifications"]
+    assert [item["id"] for item in listed] == [item_id]
+    assert await live.is_open()
+    assert await replayed.is_open()

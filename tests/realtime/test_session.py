@@ -115,8 +115,35 @@ async def test_a_client_that_lets_the_queue_fill_is_closed_as_a_slow_consumer(
 
 async def test_the_queue_is_bounded_in_bytes_too(connect: Connect) -> None:
     _, session, ws = await connect(Limits(burst=10, rate=100.0, queue_messages=100, queue_bytes=10))
-    session.send(b"x" * 11)
+    session.send(b"x" * 6)
+    session.send(b"y" * 6)
     assert await _close_of(ws) == (CloseCode.SLOW_CONSUMER, "slow consumer: outbound queue full")
+
+
+async def test_one_frame_larger_than_the_byte_bound_is_written(connect: Connect) -> None:
+    """The bound is on what waits behind a frame: a lone frame beyond it (a big item, a long
+    list) would otherwise close every session it is for, each time it is sent again."""
+    _, session, ws = await connect(Limits(burst=10, rate=100.0, queue_messages=100, queue_bytes=10))
+    session.send(b"x" * 11)
+    assert await _frames(ws, 1) == ["x" * 11]
+    session.send(b"y" * 11)
+    assert await _frames(ws, 1) == ["y" * 11]
+    assert not session.closing
+
+
+async def test_a_frame_that_would_cross_the_byte_bound_finds_the_queue_backlogged(
+    connect: Connect,
+) -> None:
+    """A replay flushes before such a frame, so it goes out alone instead of overflowing."""
+    _, session, ws = await connect(
+        Limits(burst=10, rate=100.0, queue_messages=100, queue_bytes=100)
+    )
+    session.send(b"x" * 10)
+    assert not session.backlogged() and not session.backlogged(90)
+    assert session.backlogged(91)
+    await session.flush(5)
+    assert not session.backlogged(1000)
+    assert await _frames(ws, 1) == ["x" * 10]
 
 
 async def test_a_half_full_queue_is_backlogged_until_written(connect: Connect) -> None:
