@@ -12,8 +12,9 @@ import orjson
 
 from gateway.clock import iso, parse_iso
 from gateway.devices.messages import REPLAY_PAGE
+from gateway.realtime.actions.subscriptions import MAX_SUBSCRIPTIONS
 from tests.conftest import AppFactory, bearer
-from tests.realtime.helpers import build_world, connect
+from tests.realtime.helpers import build_world, connect, insert
 
 FAST = {"ws_rate": 1_000_000.0, "ws_burst": 1_000_000}
 
@@ -105,6 +106,32 @@ async def test_a_replay_longer_than_a_page_sends_a_pending_update_of_an_item_of_
         "done",
     )
     await dashboard.no_push(0.2)
+
+
+async def test_subscriptions_per_session_are_bounded(make_client: AppFactory) -> None:
+    """Each subscription keeps its filters (up to a message's worth of names) while it lives:
+    a session subscribing again and again must meet a bound, not grow the server's memory."""
+    client = await make_client(**FAST)
+    world = await build_world(client)
+    alice = await connect(client, world.alice)
+    for i in range(MAX_SUBSCRIPTIONS):
+        kind = "notification" if i % 2 else "command"
+        assert (await alice.ok(f"{kind}/subscribe", names=[f"n{i}"]))["subscriptionId"] > 0
+    for kind in ("notification", "command"):
+        await alice.fails(
+            f"{kind}/subscribe",
+            403,
+            f"Too many subscriptions on this socket (at most {MAX_SUBSCRIPTIONS}); "
+            "unsubscribe first",
+            deviceId="d1",
+        )
+    listed = (await alice.ok("subscription/list"))["subscriptions"]
+    assert len(listed) == MAX_SUBSCRIPTIONS
+    await alice.ok("notification/unsubscribe", subscriptionId=listed[-1]["subscriptionId"])
+    sub = await alice.subscribe(deviceId="d1")
+    item = await insert(await connect(client, world.admin), "d1", "temperature")
+    push = await alice.push()
+    assert (push["subscriptionId"], push["notification"]["id"]) == (sub, item["id"])
 
 
 async def test_an_item_whose_push_exceeds_the_outbound_byte_bound_is_delivered_not_a_poison(
