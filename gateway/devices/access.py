@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from gateway.devices.registry import Registry
 from gateway.errors import Forbidden, NotFound
-from gateway.types import Action, Device, Principal
+from gateway.types import Action, Command, Device, Notification, Principal
 
 
 class Access:
@@ -35,6 +35,15 @@ class Access:
             or self.registry.type_allowed(principal.user_id, device.device_type_id)
         ):
             raise Forbidden(f"Device {device.id} is outside the token's scope")
+
+    async def reaches(self, principal: Principal, item: Notification | Command) -> bool:
+        """Whether the principal reaches a stored item in the network it was sent in, which
+        may not be its device's now (the device moved, or its id was registered again)."""
+        return principal.may_reach(
+            item.device_id, item.network_id, await self.memberships(principal)
+        ) and (
+            principal.is_admin or self.registry.type_allowed(principal.user_id, item.device_type_id)
+        )
 
     def type_limits(self, principal: Principal) -> frozenset[int] | None:
         """The device types a client may reach, when not all (after ``memberships``)."""

@@ -60,21 +60,30 @@ class HistoryService:
                 self._stop.set_result(None)
         return self._stop
 
+    async def _of_device(self, principal: Principal, device_id: str, query: Query) -> Query:
+        """``query`` over one device the principal reaches, and item by item within its reach:
+        a device's history may hold items sent in another network (the device moved, or a
+        deleted device's id was registered again elsewhere), shown only to whoever reaches
+        that network, as a push or a replay is."""
+        await self.devices.device_for(principal, device_id, NEEDS[query.kind])
+        return dataclasses.replace(
+            query,
+            device_ids=(device_id,),
+            network_ids=await self.devices.visible_networks(principal),
+            open_types=self.devices.type_limits(principal),
+        )
+
     async def page(self, principal: Principal, device_id: str, query: Query) -> list[Item]:
         """One page of a device's history (``query.device_ids`` is set to that device)."""
-        await self.devices.device_for(principal, device_id, NEEDS[query.kind])
-        return await find(self.messages, dataclasses.replace(query, device_ids=(device_id,)))
+        return await find(self.messages, await self._of_device(principal, device_id, query))
 
     async def poll(
         self, principal: Principal, device_id: str, query: Query, wait: float
     ) -> list[Item]:
         """What matches now, or else the first items that arrive within ``wait`` seconds
         (bounded by MAX_WAIT); an empty list when none do."""
-        query = self.from_now(query)
-        await self.devices.device_for(principal, device_id, NEEDS[query.kind])
-        return await self.wait_for(
-            dataclasses.replace(query, device_ids=(device_id,)), min(max(wait, 0.0), MAX_WAIT)
-        )
+        query = await self._of_device(principal, device_id, self.from_now(query))
+        return await self.wait_for(query, min(max(wait, 0.0), MAX_WAIT))
 
     async def poll_reach(
         self,

@@ -102,7 +102,11 @@ class Messages:
         if command is None and look_further and self.handover.shared:
             await self.handover.barrier()
             command = await self.messages.get_command(command_id)
-        if command is None or command.device_id != device_id:
+        if (
+            command is None
+            or command.device_id != device_id
+            or not await self.access.reaches(principal, command)
+        ):
             raise NotFound(f"Command {command_id} not found for device {device_id}")
         updated = command.updated(
             fields.get("status", command.status), fields.get("result", command.result), time.time()

@@ -14,7 +14,7 @@ from gateway.clock import iso, parse_iso
 from gateway.devices.messages import REPLAY_PAGE
 from gateway.realtime.actions.subscriptions import MAX_SUBSCRIPTIONS
 from tests.conftest import AppFactory, bearer
-from tests.realtime.helpers import build_world, connect, insert
+from tests.realtime.helpers import World, build_world, connect, insert, rest
 
 FAST = {"ws_rate": 1_000_000.0, "ws_burst": 1_000_000}
 
@@ -168,3 +168,60 @@ async def test_an_item_whose_push_exceeds_the_outbound_byte_bound_is_delivered_n
     assert [item["id"] for item in listed] == [item_id]
     assert await live.is_open()
     assert await replayed.is_open()
+
+
+async def test_a_deleted_devices_id_registered_again_elsewhere_does_not_open_its_history(
+    world: World,
+) -> None:
+    """Alice (network n1) sends on d1 and deletes it; Bob (n2 only) registers the id d1 in
+    n2. The history kept under d1 is n1's: it must stay out of Bob's reach on every path, as
+    it already was for a replay, and his commands cannot touch n1's."""
+    alice = await connect(world.client, world.alice)
+    secret = await insert(alice, "d1", "secret", {"pin": 1234})
+    old = (await alice.ok("command/insert", deviceId="d1", command={"command": "unlock"}))[
+        "command"
+    ]
+    await alice.ok("device/delete", deviceId="d1")
+    watcher = await connect(world.client, world.alice)
+    await watcher.subscribe("command", networkIds=[world.n1], returnUpdatedCommands=True)
+    bob = await connect(world.client, world.bob)
+    await bob.ok("device/save", deviceId="d1", device={"name": "mine", "networkId": world.n2})
+    mine = await insert(bob, "d1", "mine")
+    listed = (await bob.ok("notification/list", deviceId="d1"))["notifications"]
+    assert [item["id"] for item in listed] == [mine["id"]]
+    assert (await bob.ok("command/list", deviceId="d1"))["commands"] == []
+    await bob.fails(
+        "notification/get",
+        404,
+        f"Notification {secret['id']} not found for device d1",
+        deviceId="d1",
+        notificationId=secret["id"],
+    )
+    await bob.fails(
+        "command/get",
+        404,
+        f"Command {old['id']} not found for device d1",
+        deviceId="d1",
+        commandId=old["id"],
+    )
+    await bob.fails(
+        "command/update",
+        404,
+        f"Command {old['id']} not found for device d1",
+        deviceId="d1",
+        commandId=old["id"],
+        command={"status": "hijacked"},
+    )
+    await watcher.no_push()
+    for path in (
+        "/v1/devices/d1/notifications",
+        "/v1/devices/d1/notifications/poll?since=2000-01-01T00:00:00Z&waitTimeout=0",
+        "/api/rest/device/d1/notification/poll?timestamp=2000-01-01T00:00:00Z&waitTimeout=0",
+    ):
+        body = await rest(world.client, "GET", path, world.bob, 200)
+        items = body if isinstance(body, list) else body["notifications"]
+        assert [item["id"] for item in items] == [mine["id"]], path
+    # An administrator reaches every network: the whole history is still there.
+    admin = await connect(world.client, world.admin)
+    listed = (await admin.ok("notification/list", deviceId="d1"))["notifications"]
+    assert [item["id"] for item in listed] == [secret["id"], mine["id"]]
