@@ -8,7 +8,14 @@ import sys
 from aiohttp import WSMsgType, web
 
 from gateway.errors import GatewayError
-from gateway.http import REQUEST_ID, client_address, error_response, request_id_of
+from gateway.http import (
+    DATABASE_UNAVAILABLE,
+    REQUEST_ID,
+    RETRY_AFTER,
+    client_address,
+    error_response,
+    request_id_of,
+)
 from gateway.logs import name_task
 from gateway.realtime import actions  # noqa: F401 - registers every action
 from gateway.realtime.actions.auth import authenticate_session
@@ -63,6 +70,17 @@ async def _open(request: web.Request) -> Session | web.StreamResponse:
     request_id = request_id_of(request)
     if hub.shutting_down:
         return error_response(503, "Server shutting down", request_id)
+    token = _bearer(request)
+    if token is not None:
+        try:
+            await _know_memberships(request, token)
+        except Exception as exc:
+            if not ctx.outage(exc):
+                raise
+            # As a REST request that needs PostgreSQL: 503, before there is a socket to close.
+            response = error_response(503, DATABASE_UNAVAILABLE, request_id)
+            response.headers["Retry-After"] = str(RETRY_AFTER)
+            return response
     ws = web.WebSocketResponse(
         heartbeat=settings.ws_heartbeat,
         # aiohttp refuses a message of max_msg_size bytes or more; the limit is inclusive.
@@ -82,7 +100,6 @@ async def _open(request: web.Request) -> Session | web.StreamResponse:
     name_task(session.id)
     log.debug("session %s: opened by request %s from %s", session.id, request_id, remote)
     hub.add(session)
-    token = _bearer(request)
     if token is not None:
         try:
             await authenticate_session(ctx, session, token)
@@ -92,6 +109,20 @@ async def _open(request: web.Request) -> Session | web.StreamResponse:
             hub.remove(session)
             raise
     return session
+
+
+async def _know_memberships(request: web.Request, token: str) -> None:
+    """Load the memberships of a valid Bearer token's client if this instance does not know
+    them yet: the one step of authentication that reads PostgreSQL, done before the upgrade
+    so that an outage is a 503 instead of a socket dropped without a close code. An invalid
+    token is left to the authentication after the upgrade (and its close code)."""
+    ctx = request.app[DISPATCHER_KEY].ctx
+    try:
+        principal = ctx.auth.authenticate(token)
+    except GatewayError:
+        return
+    if not principal.is_admin and ctx.registry.known_memberships(principal.user_id) is None:
+        await ctx.registry.load_memberships(principal.user_id)
 
 
 def install(app: web.Application) -> None:

@@ -5,16 +5,22 @@ each held to the documented reply or close code."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import logging
+import os
 import time
 
 import asyncpg
 import orjson
+import pytest
 
+from gateway.app import WIRING_KEY
 from gateway.clock import iso, parse_iso
 from gateway.devices.messages import REPLAY_PAGE
 from gateway.realtime.actions.subscriptions import MAX_SUBSCRIPTIONS
 from tests.conftest import AppFactory, bearer
-from tests.realtime.helpers import World, build_world, connect, insert, rest
+from tests.realtime.helpers import World, build_world, connect, insert, mint, rest
+from tests.support.http import expect_error
 
 FAST = {"ws_rate": 1_000_000.0, "ws_burst": 1_000_000}
 
@@ -225,3 +231,85 @@ async def test_a_deleted_devices_id_registered_again_elsewhere_does_not_open_its
     admin = await connect(world.client, world.admin)
     listed = (await admin.ok("notification/list", deviceId="d1"))["notifications"]
     assert [item["id"] for item in listed] == [secret["id"], mine["id"]]
+
+
+async def test_device_list_pages_and_filters_beyond_ten_thousand_devices(
+    world: World, clean_db: str
+) -> None:
+    """device/list read the first 10,000 visible devices by id and only then applied its
+    networkId, skip and take: past that many devices, a network's devices and later pages
+    came back empty, and skip was not bounded as documented (0-100000)."""
+    many = 10_050
+    conn = await asyncpg.connect(clean_db)
+    try:
+        await conn.execute(
+            """INSERT INTO devices (id, name, network_id)
+               SELECT 'a' || lpad(n::text, 5, '0'), 'bulk', $1
+               FROM generate_series(0, $2 - 1) AS n""",
+            world.n1,
+            many,
+        )
+    finally:
+        await conn.close()
+    admin = await connect(world.client, world.admin)
+    listed = (await admin.ok("device/list", networkId=world.n2))["devices"]
+    assert [device["id"] for device in listed] == ["d2"]
+    alice = await connect(world.client, world.alice)
+    listed = (await alice.ok("device/list", skip=10_000, take=1000))["devices"]
+    assert [device["id"] for device in listed] == [
+        *(f"a{n:05d}" for n in range(10_000, many)),
+        "d1",
+        "d3",
+    ]
+    listed = (await alice.ok("device/list", networkId=world.n1, skip=3, take=2))["devices"]
+    assert [device["id"] for device in listed] == ["a00003", "a00004"]
+    assert (await alice.ok("device/list", networkId=world.n2))["devices"] == []
+    await alice.fails("device/list", 400, "skip: must be at most 100000", skip=100_001)
+
+
+async def test_network_get_lists_a_scoped_tokens_device_past_ten_thousand(
+    world: World, clean_db: str
+) -> None:
+    """network/get read the network's first 10,000 devices, then kept those in the token's
+    deviceIds: a token for a device sorting after them saw a network without it."""
+    conn = await asyncpg.connect(clean_db)
+    try:
+        await conn.execute(
+            """INSERT INTO devices (id, name, network_id)
+               SELECT 'a' || lpad(n::text, 5, '0'), 'bulk', $1
+               FROM generate_series(0, 10049) AS n""",
+            world.n1,
+        )
+    finally:
+        await conn.close()
+    scoped = await mint(world.client, world.alice, deviceIds=["d3"])
+    peer = await connect(world.client, scoped)
+    network = (await peer.ok("network/get", networkId=world.n1))["network"]
+    assert [device["id"] for device in network["devices"]] == ["d3"]
+
+
+async def test_a_bearer_upgrade_while_postgresql_is_down_is_a_503_not_a_dropped_socket(
+    make_client: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client's first socket on an instance loads its memberships from PostgreSQL. With the
+    token on the upgrade and PostgreSQL down, that failed after the upgrade: a traceback in
+    the log and a socket dropped without a close frame (1006). It is a 503 with Retry-After,
+    as for a REST request, and the same token by message gets the documented 503 reply."""
+    client = await make_client()
+    world = await build_world(client)
+    await client.app[WIRING_KEY].pool.close()
+    upgrade = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+    }
+    response = await client.get("/v1/ws", headers={**upgrade, **bearer(world.alice)})
+    await expect_error(response, 503, "Database unavailable; retry later")
+    assert response.headers["Retry-After"] == "1"
+    peer = await connect(client)
+    await peer.fails("authenticate", 503, "Database unavailable; retry later", token=world.alice)
+    # An invalid token is still the documented close after the upgrade.
+    refused = await connect(client, "not-a-jwt")
+    assert await refused.closed() == (4001, "Invalid token")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
