@@ -21,6 +21,7 @@ from gateway.devices.history import MAX_WAIT
 from gateway.errors import NotFound, Unprocessable
 from gateway.http import json_response
 from gateway.limits import INT32_MAX, item_timestamp
+from gateway.listing import MAX_SKIP, MAX_TAKE
 from gateway.schema import DEVICE_ID, AnyJson, Bool, Int, Obj, Str
 from gateway.store.history import Query
 from gateway.types import COMMAND, NOTIFICATION, Action
@@ -42,8 +43,8 @@ DEVICE_LISTING = {
     "networkId": Int(minimum=1),
     "sortField": Str(enum=["id", "name"]),
     "sortOrder": Str(enum=["ASC", "DESC"]),
-    "take": Int(minimum=1, maximum=1000),
-    "skip": Int(minimum=0, maximum=100_000),
+    "take": Int(minimum=1, maximum=MAX_TAKE),
+    "skip": Int(minimum=0, maximum=MAX_SKIP),
 }
 
 

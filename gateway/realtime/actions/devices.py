@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.listing import MAX_SKIP, MAX_TAKE
 from gateway.realtime.actions.fields import NAME
 from gateway.realtime.dispatcher import Context, action, principal_of
 from gateway.realtime.session import Session
@@ -33,7 +34,11 @@ async def device_get(ctx: Context, session: Session, request: dict[str, Any]) ->
 
 @action(
     "device/list",
-    {"networkId": Int(minimum=1), "take": Int(minimum=1, maximum=1000), "skip": Int(minimum=0)},
+    {
+        "networkId": Int(minimum=1),
+        "take": Int(minimum=1, maximum=MAX_TAKE),
+        "skip": Int(minimum=0, maximum=MAX_SKIP),
+    },
 )
 async def device_list(ctx: Context, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     devices = await ctx.devices.find_devices(
