@@ -121,8 +121,10 @@ async def find(messages: MessageStore, query: Query) -> list[Item]:
     window = query.offset + query.limit
     # Pending first: an item written while the read runs is then in one or the other.
     pending = messages.pending(query.kind)
+    # The window (up to skip + take rows) is read without its payloads, which only the page's
+    # own rows are read with: a deep skip over big items must not hold them all in memory.
     rows = await messages.pool.fetch(
-        f"""SELECT {columns} FROM {table}
+        f"""SELECT {_without_payloads(columns)} FROM {table}
             WHERE ($1::text[] IS NULL OR device_id = any($1::text[]))
               AND ($2::bigint[] IS NULL OR network_id = any($2::bigint[]))
               AND ($3::bigint[] IS NULL OR device_type_id = any($3::bigint[]))
@@ -150,6 +152,7 @@ async def find(messages: MessageStore, query: Query) -> list[Item]:
         *((query.status,) if query.status is not None else ()),
     )
     by_id: dict[int, Item] = {row["id"]: make(row) for row in rows}
+    light = dict(by_id)
     for item in pending:
         stored = by_id.get(item.id)
         if stored is not None and _updated(stored) > _updated(item):
@@ -159,7 +162,28 @@ async def find(messages: MessageStore, query: Query) -> list[Item]:
         else:
             by_id.pop(item.id, None)  # e.g. its status changed since it was written
     ordered = sorted(by_id.values(), key=_sort_key(query), reverse=query.descending)
-    return ordered[query.offset : window]
+    page = ordered[query.offset : window]
+    wanted = [item.id for item in page if light.get(item.id) is item]
+    if not wanted:
+        return page
+    rows = await messages.pool.fetch(
+        f"SELECT {columns} FROM {table} WHERE id = any($1::bigint[])",  # noqa: S608 - fixed
+        wanted,
+    )
+    full = {row["id"]: make(row) for row in rows}
+    # Each stored row of the page with its payloads (one purged meanwhile is left out).
+    return [
+        full[item.id] if light.get(item.id) is item else item
+        for item in page
+        if item.id in full or light.get(item.id) is not item
+    ]
+
+
+def _without_payloads(columns: str) -> str:
+    """``columns`` with a null in place of the free-form payloads (parameters, result)."""
+    return columns.replace("parameters", "NULL::jsonb AS parameters").replace(
+        "result,", "NULL::jsonb AS result,"
+    )
 
 
 def _updated(item: Item) -> float:

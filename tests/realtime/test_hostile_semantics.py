@@ -9,6 +9,7 @@ import base64
 import logging
 import os
 import time
+import tracemalloc
 
 import asyncpg
 import orjson
@@ -313,3 +314,38 @@ async def test_a_bearer_upgrade_while_postgresql_is_down_is_a_503_not_a_dropped_
     refused = await connect(client, "not-a-jwt")
     assert await refused.closed() == (4001, "Invalid token")
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_a_deep_history_page_does_not_hold_the_payloads_it_skips(
+    world: World, clean_db: str
+) -> None:
+    """notification/list reads skip + take rows to merge the pending items in; with their
+    payloads, a page of 10 at skip 2000 over 50 KB notifications held 100 MB (and skip goes
+    to 10,000, items over REST to 1 MiB). The skipped rows are read without payloads."""
+    conn = await asyncpg.connect(clean_db)
+    try:
+        await conn.execute(
+            """INSERT INTO notifications
+               (id, device_id, network_id, device_type_id, notification, parameters, "timestamp")
+               SELECT 10000000 + n, 'd1', $1, 1, 'big',
+                      jsonb_build_object('n', n, 'b', repeat('x', 50000)),
+                      now() - interval '1 hour' + n * interval '1 millisecond'
+               FROM generate_series(1, 2010) AS n""",
+            world.n1,
+        )
+    finally:
+        await conn.close()
+    alice = await connect(world.client, world.alice)
+    pending = await insert(alice, "d1", "pending", {"p": 1})
+    tracemalloc.start()
+    try:
+        listed = (await alice.ok("notification/list", deviceId="d1", skip=2005, take=10))[
+            "notifications"
+        ]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [item["id"] for item in listed] == [*range(10002006, 10002011), pending["id"]]
+    assert [item["parameters"]["n"] for item in listed[:-1]] == list(range(2006, 2011))
+    assert listed[-1]["parameters"] == {"p": 1}
+    assert peak < 20_000_000, peak
