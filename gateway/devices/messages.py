@@ -17,7 +17,12 @@ from gateway.store.messages import MessageStore
 from gateway.types import Action, Command, Notification, Principal
 
 REPLAY_PAGE = 10_000
-"""Stored items a replay reads per query; it reads on until a page comes back short."""
+"""Stored items a replay reads per query (without their payloads); it reads on until a page
+comes back short."""
+
+REPLAY_CHUNK = 100
+"""Items of a page read whole at a time, as the replay sends them: a page of big items is
+never held at once."""
 
 Item = Notification | Command
 
@@ -154,9 +159,13 @@ class Messages:
                 limit=page,
                 after_id=after_id,
                 updated=updated,
+                light=True,
             )
 
-        return History(read, pending, since, page, stamp)
+        async def whole(ids: list[int]) -> dict[int, Item]:
+            return await self.messages.by_ids(kind, ids)
+
+        return History(read, pending, since, page, whole, stamp)
 
 
 def _timestamp(item: Item) -> float:
@@ -170,7 +179,8 @@ def last_changed(item: Item) -> float:
 
 class History:
     """Stored items oldest first, a page at a time (a replay may cover millions), then the
-    pending ones merged into the last page."""
+    pending ones merged into the last page. Pages are read without payloads; ``next_page``
+    hands them out REPLAY_CHUNK items at a time, read whole by id (``whole``)."""
 
     def __init__(
         self,
@@ -178,6 +188,7 @@ class History:
         pending: list[Item],
         since: float,
         page: int,
+        whole: Callable[[list[int]], Awaitable[dict[int, Item]]],
         stamp: Callable[[Item], float] = _timestamp,
     ) -> None:
         self._stamp = stamp
@@ -186,12 +197,39 @@ class History:
         self._cursor: tuple[float, int | None] = (since, None)
         self._page = page
         self._done = False
+        self._whole = whole
+        self._light: dict[int, Item] = {}
+        """The page read, by id, as read (without payloads)."""
+        self._ahead: list[Item] = []
+        self._at = 0
 
     async def next_page(self) -> list[Item] | None:
         """The next items, or None once everything was read."""
+        while True:
+            if self._at >= len(self._ahead):
+                page = await self._next_page()
+                if page is None:
+                    return None
+                self._ahead, self._at = page, 0
+            chunk = self._ahead[self._at : self._at + REPLAY_CHUNK]
+            self._at += len(chunk)
+            light = self._light
+            wanted = [item.id for item in chunk if light.get(item.id) is item]
+            full = await self._whole(wanted) if wanted else {}
+            # A row purged since its page was read is left out.
+            items = [
+                full[item.id] if light.get(item.id) is item else item
+                for item in chunk
+                if item.id in full or light.get(item.id) is not item
+            ]
+            if items:
+                return items
+
+    async def _next_page(self) -> list[Item] | None:
         if self._done:
             return None
         stored = await self._read(*self._cursor)
+        self._light = {item.id: item for item in stored}
         if len(stored) == self._page:
             last = stored[-1]
             self._cursor = (self._stamp(last), last.id)

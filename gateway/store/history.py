@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.clock import at
 from gateway.errors import Unprocessable
-from gateway.store.messages import _KINDS, MessageStore
+from gateway.store.messages import _KINDS, MessageStore, without_payloads
 from gateway.types import Command, Notification
 
 Item = Notification | Command
@@ -124,7 +124,7 @@ async def find(messages: MessageStore, query: Query) -> list[Item]:
     # The window (up to skip + take rows) is read without its payloads, which only the page's
     # own rows are read with: a deep skip over big items must not hold them all in memory.
     rows = await messages.pool.fetch(
-        f"""SELECT {_without_payloads(columns)} FROM {table}
+        f"""SELECT {without_payloads(columns)} FROM {table}
             WHERE ($1::text[] IS NULL OR device_id = any($1::text[]))
               AND ($2::bigint[] IS NULL OR network_id = any($2::bigint[]))
               AND ($3::bigint[] IS NULL OR device_type_id = any($3::bigint[]))
@@ -166,24 +166,13 @@ async def find(messages: MessageStore, query: Query) -> list[Item]:
     wanted = [item.id for item in page if light.get(item.id) is item]
     if not wanted:
         return page
-    rows = await messages.pool.fetch(
-        f"SELECT {columns} FROM {table} WHERE id = any($1::bigint[])",  # noqa: S608 - fixed
-        wanted,
-    )
-    full = {row["id"]: make(row) for row in rows}
+    full = await messages.by_ids(query.kind, wanted)
     # Each stored row of the page with its payloads (one purged meanwhile is left out).
     return [
         full[item.id] if light.get(item.id) is item else item
         for item in page
         if item.id in full or light.get(item.id) is not item
     ]
-
-
-def _without_payloads(columns: str) -> str:
-    """``columns`` with a null in place of the free-form payloads (parameters, result)."""
-    return columns.replace("parameters", "NULL::jsonb AS parameters").replace(
-        "result,", "NULL::jsonb AS result,"
-    )
 
 
 def _updated(item: Item) -> float:

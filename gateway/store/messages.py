@@ -242,12 +242,16 @@ class MessageStore:
         limit: int,
         after_id: int | None = None,
         updated: bool = False,
+        light: bool = False,
     ) -> list[Notification | Command]:
         """Stored notifications or commands newer than ``since``, oldest first; with
         ``after_id``, those after (``since``, ``after_id``) in that order (the next page).
         With ``updated`` (commands): those whose state changed after ``since``, by
-        ``last_updated``, the commands created since included."""
+        ``last_updated``, the commands created since included. ``light``: without their
+        payloads (``by_ids`` reads them whole)."""
         table, name_column, columns, make = _KINDS[kind]
+        if light:
+            columns = without_payloads(columns)
         stamp = '"last_updated"' if updated and kind == COMMAND else '"timestamp"'
         rows = await self.pool.fetch(
             f"""SELECT {columns} FROM {table}
@@ -265,6 +269,15 @@ class MessageStore:
             after_id,
         )
         return [make(row) for row in rows]
+
+    async def by_ids(self, kind: str, ids: list[int]) -> dict[int, Notification | Command]:
+        """Stored items by id, whole (those not found are left out)."""
+        table, _, columns, make = _KINDS[kind]
+        rows = await self.pool.fetch(
+            f"SELECT {columns} FROM {table} WHERE id = any($1::bigint[])",  # noqa: S608 - fixed
+            ids,
+        )
+        return {row["id"]: make(row) for row in rows}
 
     async def purge(self, older_than: float, newer_than: float) -> int:
         """Delete items stamped before ``older_than`` (retention), or after ``newer_than``: a
@@ -291,6 +304,14 @@ class MessageStore:
                 if count < _PURGE_CHUNK:
                     break
         return deleted
+
+
+def without_payloads(columns: str) -> str:
+    """``columns`` with a null in place of the free-form payloads (parameters, result): what
+    many rows are read with when only some of them will be sent."""
+    return columns.replace("parameters", "NULL::jsonb AS parameters").replace(
+        "result,", "NULL::jsonb AS result,"
+    )
 
 
 def _list(values: Iterable[Any] | None) -> list[Any] | None:
