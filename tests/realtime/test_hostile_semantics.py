@@ -19,9 +19,19 @@ from gateway.app import WIRING_KEY
 from gateway.clock import iso, parse_iso
 from gateway.devices.messages import REPLAY_PAGE
 from gateway.realtime.actions.subscriptions import MAX_SUBSCRIPTIONS
-from tests.conftest import AppFactory, bearer
-from tests.realtime.helpers import World, build_world, connect, insert, mint, rest
+from tests.conftest import AppFactory, bearer, login
+from tests.realtime.helpers import (
+    ALICE_EMAIL,
+    PASSWORD,
+    World,
+    build_world,
+    connect,
+    insert,
+    mint,
+    rest,
+)
 from tests.support.http import expect_error
+from tests.support.tokens import resign
 
 FAST = {"ws_rate": 1_000_000.0, "ws_burst": 1_000_000}
 
@@ -387,3 +397,59 @@ async def test_a_replay_of_big_items_holds_a_chunk_of_them_not_a_page(
     assert [push["notification"]["parameters"]["n"] for push in pushes] == list(range(1, count + 1))
     assert {len(push["notification"]["parameters"]["b"]) for push in pushes} == {50000}
     await alice.no_push(0.2)
+
+
+async def test_a_bad_token_sent_on_a_live_session_is_refused_and_changes_nothing(
+    world: World,
+) -> None:
+    """Coverage: ``authenticate`` on an authenticated socket with every kind of bad token gets
+    its exact error reply; the socket keeps its user, its rights and its subscriptions."""
+    alice = await connect(world.client, world.alice)
+    sub = await alice.subscribe(deviceId="d1")
+    other = await login(world.client, ALICE_EMAIL, PASSWORD)
+    await rest(world.client, "POST", "/v1/auth/logout", other["access_token"], 204)
+    now = int(time.time())
+    refused = [
+        (world.alice_refresh, 401, "Invalid token: expected an access token"),
+        (resign(world.alice, secret="another-secret-0123456789-abcdefghij"), 401, "Invalid token"),
+        (resign(world.alice, iat=now - 7200, exp=now - 3600), 401, "Token expired"),
+        (other["access_token"], 401, "Token revoked"),
+        (world.alice.rsplit(".", 1)[0] + ".", 401, "Invalid token"),
+        ("x" * 8192, 401, "Invalid token"),
+        (world.bob, 403, "This socket belongs to another user; open a new connection"),
+    ]
+    for token, code, error in refused:
+        await alice.fails("authenticate", code, error, token=token)
+    await alice.fails("device/get", 403, "Device d2 is outside the token's scope", deviceId="d2")
+    # Another session cannot end this one's subscription: ids are per socket.
+    bob = await connect(world.client, world.bob)
+    await bob.fails(
+        "notification/unsubscribe", 404, f"Subscription {sub} not found", subscriptionId=sub
+    )
+    item = await insert(await connect(world.client, world.admin), "d1", "still")
+    push = await alice.push()
+    assert (push["subscriptionId"], push["notification"]["id"]) == (sub, item["id"])
+
+
+async def test_duplicate_filters_collapse_and_a_foreign_network_is_refused(world: World) -> None:
+    """Coverage: repeated ids and names in a subscribe count once; a network the client is
+    not a member of is refused, alone or among its own."""
+    alice = await connect(world.client, world.alice)
+    sub = await alice.subscribe(networkIds=[world.n1, world.n1], names=["a", "a", "b"])
+    [listed] = (await alice.ok("subscription/list"))["subscriptions"]
+    assert listed == {
+        "subscriptionId": sub,
+        "type": "notification",
+        "deviceId": None,
+        "networkIds": [world.n1],
+        "deviceTypeIds": None,
+        "names": ["a", "b"],
+    }
+    for networks in ([world.n2], [world.n1, world.n2]):
+        await alice.fails(
+            "notification/subscribe",
+            403,
+            f"networkIds outside the token's scope: {world.n2}",
+            networkIds=networks,
+        )
+    assert len((await alice.ok("subscription/list"))["subscriptions"]) == 1
