@@ -239,7 +239,8 @@ class Hub:
         subscription.session.drop_subscription(subscription)
         self._set_channels(subscription, set())
 
-    def _reachable_networks(self, principal: Principal) -> set[int]:
+    def reachable_networks(self, principal: Principal) -> set[int]:
+        """The networks a subscription with no device or network filter covers."""
         networks = (
             set(self.registry.network_ids)
             if principal.is_admin
@@ -256,7 +257,7 @@ class Hub:
             wanted = {network_channel(n) for n in subscription.network_ids}
         else:
             principal = subscription.session.principal
-            networks = set() if principal is None else self._reachable_networks(principal)
+            networks = set() if principal is None else self.reachable_networks(principal)
             wanted = {network_channel(n) for n in networks}
         self._set_channels(subscription, wanted)
 

@@ -63,12 +63,23 @@ def replayer(
     subscribe and stream; a failed read withdraws the subscription and becomes the error reply."""
 
     async def read() -> Reply:
+        principal = subscription.session.principal
+        network_ids = subscription.network_ids
+        if (
+            subscription.device_id is None
+            and network_ids is None
+            and principal is not None
+            and not (principal.is_admin and principal.scope.network_ids is None)
+        ):
+            # Read only the caller's networks: a client's catch-all replay must not make
+            # PostgreSQL read every network's rows for the per-item check to throw away.
+            network_ids = frozenset(ctx.hub.reachable_networks(principal))
         try:
             history = await ctx.messages.history(
                 subscription.kind,
                 since,
                 device_ids=None if subscription.device_id is None else [subscription.device_id],
-                network_ids=subscription.network_ids,
+                network_ids=network_ids,
                 names=subscription.names,
                 updated=subscription.with_updates,
             )

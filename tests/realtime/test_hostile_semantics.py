@@ -10,6 +10,7 @@ import logging
 import os
 import time
 import tracemalloc
+from typing import Any
 
 import asyncpg
 import orjson
@@ -453,3 +454,35 @@ async def test_duplicate_filters_collapse_and_a_foreign_network_is_refused(world
             networkIds=networks,
         )
     assert len((await alice.ok("subscription/list"))["subscriptions"]) == 1
+
+
+async def test_a_clients_catch_all_replay_reads_only_its_own_networks(world: World) -> None:
+    """A subscription with no device or network filter replayed by reading every network's
+    rows and dropping, item by item, what the client may not see: PostgreSQL's work grew with
+    every other tenant's traffic. The read now names the client's networks (an unscoped
+    administrator's still reads them all)."""
+    store = world.client.app[WIRING_KEY].realtime.messages.messages
+    read_networks: list[object] = []
+    since = store.since
+
+    async def recording(*args: Any, **kwargs: Any) -> Any:
+        read_networks.append(kwargs.get("network_ids"))
+        return await since(*args, **kwargs)
+
+    store.since = recording
+    start = iso(time.time() - 60)
+    alice = await connect(world.client, world.alice)
+    bob = await connect(world.client, world.bob)
+    theirs = await insert(bob, "d2", "theirs")
+    mine = await insert(alice, "d1", "mine")
+
+    await alice.subscribe("notification", timestamp=start)
+    assert [(await alice.push())["notification"]["id"]] == [mine["id"]]
+    assert read_networks == [frozenset({world.n1})]
+
+    admin = await connect(world.client, world.admin)
+    await admin.subscribe("notification", timestamp=start)
+    seen = {(await admin.push())["notification"]["id"] for _ in range(2)}
+    assert seen == {mine["id"], theirs["id"]}
+    assert read_networks[1:] == [None]
+    await alice.no_push()
