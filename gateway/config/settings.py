@@ -152,6 +152,11 @@ class Settings:
         parse=p.positive_float,
     )
     ws_burst: int = option(400, "inbound burst allowed per session", parse=p.positive_int)
+    ws_max_subscriptions: int = option(
+        256,
+        "subscriptions one session may hold at once (a subscribe beyond gets a 403 reply)",
+        parse=p.positive_int,
+    )
     ws_max_errors: int = option(
         20,
         "consecutive error replies before the session is closed (1008)",

@@ -13,11 +13,6 @@ from gateway.realtime.session import Session
 from gateway.schema import DEVICE_ID, Bool, Int, Str
 from gateway.types import COMMAND, NOTIFICATION, Action
 
-MAX_SUBSCRIPTIONS = 256
-"""Subscriptions one session may hold at once: each keeps its filters (up to a whole message's
-worth of names) for as long as it lives, so a session that only ever subscribes must meet a
-bound. More get a 403 error reply until some are unsubscribed."""
-
 SUBSCRIBE = {
     "deviceId": DEVICE_ID,
     "networkIds": IDS,
@@ -33,10 +28,12 @@ async def _subscribe(
     principal = principal_of(session)
     access = ctx.access
     access.require(principal, needed)
-    if len(session.subscriptions) >= MAX_SUBSCRIPTIONS:
+    # Each subscription keeps its filters (up to a message's worth of names) while it lives:
+    # a session that only ever subscribes must meet a bound.
+    most = ctx.settings.ws_max_subscriptions
+    if len(session.subscriptions) >= most:
         raise Forbidden(
-            f"Too many subscriptions on this socket (at most {MAX_SUBSCRIPTIONS}); "
-            "unsubscribe first"
+            f"Too many subscriptions on this socket (at most {most}); unsubscribe first"
         )
     device_id: str | None = request.get("deviceId")
     if request.get("networkIds") == [] or request.get("deviceTypeIds") == []:
