@@ -326,13 +326,10 @@ async def test_a_bearer_upgrade_while_postgresql_is_down_is_a_503_not_a_dropped_
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
-async def test_a_deep_history_page_does_not_hold_the_payloads_it_skips(
-    world: World, clean_db: str
-) -> None:
-    """notification/list reads skip + take rows to merge the pending items in; with their
-    payloads, a page of 10 at skip 2000 over 50 KB notifications held 100 MB (and skip goes
-    to 10,000, items over REST to 1 MiB). The skipped rows are read without payloads."""
-    conn = await asyncpg.connect(clean_db)
+async def store_big_notifications(database_url: str, network_id: int, count: int) -> None:
+    """``count`` stored notifications of d1 of 50 KB each, ids 10000001.., an hour old, 1 ms
+    apart, parameters ``{"n": n, "b": "xxx..."}``."""
+    conn = await asyncpg.connect(database_url)
     try:
         await conn.execute(
             """INSERT INTO notifications
@@ -340,11 +337,21 @@ async def test_a_deep_history_page_does_not_hold_the_payloads_it_skips(
                SELECT 10000000 + n, 'd1', $1, 1, 'big',
                       jsonb_build_object('n', n, 'b', repeat('x', 50000)),
                       now() - interval '1 hour' + n * interval '1 millisecond'
-               FROM generate_series(1, 2010) AS n""",
-            world.n1,
+               FROM generate_series(1, $2) AS n""",
+            network_id,
+            count,
         )
     finally:
         await conn.close()
+
+
+async def test_a_deep_history_page_does_not_hold_the_payloads_it_skips(
+    world: World, clean_db: str
+) -> None:
+    """notification/list reads skip + take rows to merge the pending items in; with their
+    payloads, a page of 10 at skip 2000 over 50 KB notifications held 100 MB (and skip goes
+    to 10,000, items over REST to 1 MiB). The skipped rows are read without payloads."""
+    await store_big_notifications(clean_db, world.n1, 2010)
     alice = await connect(world.client, world.alice)
     pending = await insert(alice, "d1", "pending", {"p": 1})
     tracemalloc.start()
@@ -369,20 +376,7 @@ async def test_a_replay_of_big_items_holds_a_chunk_of_them_not_a_page(
     items over REST reach 1 MiB). Pages are read without payloads and sent a chunk at a time,
     every item once, in order, payloads intact."""
     count = 2010
-    conn = await asyncpg.connect(clean_db)
-    try:
-        await conn.execute(
-            """INSERT INTO notifications
-               (id, device_id, network_id, device_type_id, notification, parameters, "timestamp")
-               SELECT 10000000 + n, 'd1', $1, 1, 'big',
-                      jsonb_build_object('n', n, 'b', repeat('x', 50000)),
-                      now() - interval '1 hour' + n * interval '1 millisecond'
-               FROM generate_series(1, $2) AS n""",
-            world.n1,
-            count,
-        )
-    finally:
-        await conn.close()
+    await store_big_notifications(clean_db, world.n1, count)
     alice = await connect(world.client, world.alice)
     tracemalloc.start()
     try:
