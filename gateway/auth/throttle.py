@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import hashlib
+import ipaddress
 import logging
 import unicodedata
 from dataclasses import dataclass
@@ -45,6 +46,21 @@ class Ticket:
     pair: str
     address: str
     counts: Counts
+
+
+def source(address: str) -> str:
+    """What failures are counted per: an IPv6 client is its /64, which one subscriber holds
+    whole (counted per address, each of its 2**64 addresses would start afresh); an
+    IPv4-mapped IPv6 address is the IPv4 address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _key(kind: str, *parts: str) -> str:
@@ -75,6 +91,7 @@ class LoginThrottle:
 
         When the limit is full only because of this instance's checks still in flight, wait
         for one to settle instead of refusing: a burst of right passwords still gets in."""
+        address = source(address)
         # One account whatever the Unicode form its name is typed in (the store's lookup).
         pair = _key("p", unicodedata.normalize("NFC", account), address)
         where = _key("a", address)

@@ -147,3 +147,17 @@ async def test_with_redis_unreachable_each_instance_counts_for_itself() -> None:
         await refused(limiter, "alice", "10.0.0.1")
     finally:
         await shared.close()
+
+
+async def test_an_ipv6_client_is_counted_by_its_slash_64() -> None:
+    """One subscriber holds a whole /64: counted per address, each of its addresses would
+    start afresh. An IPv4-mapped address is its IPv4 address."""
+    limiter, _ = throttle(per_account=3, per_address=100)
+    await fail(limiter, "alice", "2001:db8:1:2::1")
+    await fail(limiter, "alice", "2001:db8:1:2:ffff::9")
+    await fail(limiter, "alice", "2001:DB8:1:2::abcd")
+    await refused(limiter, "alice", "2001:db8:1:2:dead:beef:0:1")
+    await fail(limiter, "alice", "2001:db8:1:3::1")
+    await fail(limiter, "bob", "::ffff:192.0.2.7", 3)
+    await refused(limiter, "bob", "192.0.2.7")
+    await fail(limiter, "carol", "not-an-address")
