@@ -8,7 +8,7 @@ from aiohttp import web
 
 from gateway.api.routing import ROUTES, Call, receipt_headers
 from gateway.errors import Forbidden, NotFound
-from gateway.http import json_response
+from gateway.http import client_address, json_response
 from gateway.schema import Array, Int, Obj, Str
 from gateway.types import Action, User
 
@@ -49,8 +49,16 @@ NEW_USER = Obj(
 )
 
 USER_CHANGES = Obj(
-    {"name": NAME, "password": PASSWORD, "role": ROLE, "status": STATUS, "networkIds": NETWORK_IDS},
-    description="Any subset; without ManageUser only one's own name and password.",
+    {
+        "name": NAME,
+        "password": PASSWORD,
+        "current_password": Str(min_length=1, max_length=1024),
+        "role": ROLE,
+        "status": STATUS,
+        "networkIds": NETWORK_IDS,
+    },
+    description="Any subset; without ManageUser only one's own name and password. Changing "
+    "one's own password takes the current one too (current_password).",
 )
 
 
@@ -145,16 +153,22 @@ async def get_user(call: Call) -> web.Response:
     tag="users",
     params=USER_ID,
     body=USER_CHANGES,
-    responses={200: USER, 403: None, 404: None, 409: None, 422: None},
+    responses={200: USER, 403: None, 404: None, 409: None, 422: None, 429: None},
 )
 async def update_user(call: Call) -> web.Response:
     user_id = call.params["id"]
     body = call.body
     _self_or_manager(call, user_id, Action.UpdateCurrentUser)
     if not call.principal.may(Action.ManageUser):
-        beyond = sorted(set(body) - {"name", "password"})
+        beyond = sorted(set(body) - {"name", "password", "current_password"})
         if beyond:
             raise Forbidden(f"Changing {', '.join(beyond)} needs ManageUser")
+    if "password" in body and user_id == call.principal.user_id:
+        await call.ctx.accounts.confirm_password(
+            user_id,
+            body.get("current_password"),
+            client_address(call.request, call.ctx.settings.trusted_proxies),
+        )
     user, receipt = await call.ctx.accounts.update(
         user_id,
         name=body.get("name"),

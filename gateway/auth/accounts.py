@@ -12,8 +12,9 @@ from typing import Any
 from gateway.auth.login import AuthService
 from gateway.auth.passwords import Passwords
 from gateway.auth.revoker import Receipt
+from gateway.auth.throttle import Outcome
 from gateway.bus.control import MEMBERSHIP, Control
-from gateway.errors import NotFound
+from gateway.errors import Forbidden, NotFound, Unprocessable
 from gateway.store.users import UserStore
 from gateway.types import RevocationReason, User
 
@@ -53,6 +54,26 @@ class AccountService:
             password_hash=password_hash,
             role="admin",
         )
+
+    async def confirm_password(self, user_id: int, password: str | None, address: str) -> None:
+        """One's own new password takes the current one: an access token alone (stolen, or
+        minted narrow with UpdateCurrentUser) must not become the account. Counted as a login
+        attempt, so it is no way around the login throttle."""
+        if password is None:
+            raise Unprocessable("current_password: needed to change one's own password")
+        user = await self.users.get(user_id)
+        if user is None:
+            raise NotFound("User not found")
+        throttle = self.auth.throttle
+        ticket = await throttle.admit(user.email.casefold(), address)
+        outcome = Outcome.VOID
+        try:
+            matched = await self.passwords.verify(user.password_hash, password)
+            outcome = Outcome.SUCCEEDED if matched else Outcome.FAILED
+        finally:
+            await throttle.settle(ticket, outcome)
+        if not matched:
+            raise Forbidden("current_password: does not match")
 
     async def update(
         self,

@@ -281,7 +281,7 @@ async def test_a_client_changing_its_password_ends_its_sessions(
     pair = await login(client, "fay@example.com", "client-password")
     response = await client.patch(
         f"/v1/users/{me['id']}",
-        json={"password": "brand-new-password"},
+        json={"password": "brand-new-password", "current_password": "client-password"},
         headers=bearer(pair["access_token"]),
     )
     assert_user(await expect_json(response, 200), id=me["id"])
@@ -292,6 +292,39 @@ async def test_a_client_changing_its_password_ends_its_sessions(
     )
     await expect_error(response, 401, "Invalid email or password")
     await login(client, "fay@example.com", "brand-new-password")
+
+
+async def test_ones_own_new_password_takes_the_current_one(
+    client: TestClient[Any, Any], admin_headers: dict[str, str]
+) -> None:
+    """An access token alone (stolen, or minted narrow) must not become the account: the
+    current password goes with a new one, checked as a login attempt (throttled alike)."""
+    me = await create_user(client, admin_headers, email="gil@example.com")
+    headers = bearer((await login(client, "gil@example.com", "client-password"))["access_token"])
+    path = f"/v1/users/{me['id']}"
+    response = await client.patch(path, json={"password": "brand-new-password"}, headers=headers)
+    await expect_error(response, 422, "current_password: needed to change one's own password")
+    for _ in range(5):  # GATEWAY_LOGIN_FAILURES_PER_ACCOUNT
+        response = await client.patch(
+            path,
+            json={"password": "brand-new-password", "current_password": "a-wrong-guess"},
+            headers=headers,
+        )
+        await expect_error(response, 403, "current_password: does not match")
+    response = await client.patch(
+        path,
+        json={"password": "brand-new-password", "current_password": "client-password"},
+        headers=headers,
+    )
+    await expect_error(response, 429, "Too many failed logins; try again later")
+    assert response.headers["Retry-After"]
+    response = await client.post(
+        "/v1/auth/login", json={"email": "gil@example.com", "password": "client-password"}
+    )
+    await expect_error(response, 429, "Too many failed logins; try again later")
+    # An administrator sets another user's password without knowing it.
+    response = await client.patch(path, json={"password": "reset-by-admin"}, headers=admin_headers)
+    assert_user(await expect_json(response, 200), id=me["id"])
 
 
 @pytest.mark.parametrize(
