@@ -80,6 +80,7 @@ class Revoker:
         self.reconcile_interval = reconcile_interval
         self._closers: list[Closer] = []
         self._waiting: dict[str, _Waiting] = {}
+        self._publishing: set[asyncio.Future[int]] = set()
         self._synced_at: datetime | None = None
         self.last_reconciled: float = 0.0
         control.on("revoke", self._on_revoke)
@@ -96,9 +97,26 @@ class Revoker:
         request = uuid.uuid4().hex
         waiting = self._waiting[request] = _Waiting()
         try:
-            expected = await self.control.publish_counted(
-                "revoke", request=request, revocations=[r.to_dict() for r in revocations]
+            # Bounded like the receipts: a Redis that does not answer (paused, overloaded) must
+            # not hold the request. The publish goes on without it; the revocation is stored,
+            # so an instance it never reaches applies it at its next reconciliation.
+            publish = asyncio.ensure_future(
+                self.control.publish_counted(
+                    "revoke", request=request, revocations=[r.to_dict() for r in revocations]
+                )
             )
+            self._publishing.add(publish)
+            publish.add_done_callback(self._published)
+            await asyncio.wait({publish}, timeout=self.wait)
+            expected = 1
+            if not publish.done():
+                log.info(
+                    "revocation: the bus did not take the message within %.0f ms; reporting "
+                    "this instance only",
+                    self.wait * 1000,
+                )
+            elif not publish.cancelled() and publish.exception() is None:
+                expected = publish.result()
             waiting.expected = max(expected, 1)
             if len(waiting.receipt.instances) < waiting.expected:
                 waiting.done.clear()
@@ -114,6 +132,11 @@ class Revoker:
         finally:
             del self._waiting[request]
         return waiting.receipt
+
+    def _published(self, publish: asyncio.Future[int]) -> None:
+        self._publishing.discard(publish)
+        if not publish.cancelled() and publish.exception() is not None:
+            log.error("publishing a revocation failed", exc_info=publish.exception())
 
     def _apply(self, revocations: list[Revocation]) -> int:
         for revocation in revocations:

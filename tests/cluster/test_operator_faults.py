@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
+import redis.asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster import helpers
@@ -548,3 +549,34 @@ async def test_a_read_only_postgres_loses_no_acknowledged_message(
     log = gateway.stderr()
     assert "could not be stored" not in log, gateway.logs()
     assert "PostgreSQL unavailable (ReadOnlySQLTransactionError" in log, gateway.logs()
+
+
+# -- Redis that answers slowly ---------------------------------------------------------------
+
+
+async def test_a_logout_while_redis_is_paused_answers_within_the_revoke_wait(
+    cluster: Cluster, own_redis: RedisProcess, http: aiohttp.ClientSession
+) -> None:
+    """The revocation is in PostgreSQL before it is published; a Redis that does not answer
+    (paused, overloaded) held the logout for as long as the PUBLISH hung (up to the 5 s socket
+    timeout), not the documented GATEWAY_REVOKE_WAIT."""
+    a, b = await cluster.start(
+        "a", "b", redis_url=own_redis.url, extra={"GATEWAY_REVOKE_WAIT": "300ms"}
+    )
+    world = await make_world(http, a)
+    victim = await login(http, a, world.user_email, world.user_password)
+    peer = await connect(http, b, victim["access_token"], "victim@B")
+    paused = redis.asyncio.Redis.from_url(own_redis.url)
+    try:
+        await paused.client_pause(4000, all=True)
+        started = time.monotonic()
+        status, _, headers = await call(http, a, "POST", "/v1/auth/logout", victim["access_token"])
+        took = time.monotonic() - started
+    finally:
+        await paused.client_unpause()
+        await paused.aclose()
+    assert status == 204
+    assert took < 2.0, f"the logout took {took:.1f} s"
+    assert headers["X-Sessions-Closed"] == "0"  # only the origin reported in time
+    # The revocation still reaches B once Redis answers (or by reconciliation).
+    assert await peer.wait_closed(timeout=10) == 4003
