@@ -69,6 +69,7 @@ class RedisBus(Bus):
         )
         self._pubsub: Any = None
         self._healthy = False
+        self._failure: str | None = None  # why the last attempt to connect failed
         self._outbox: deque[tuple[str, bytes]] = deque()
         self._outbox_ready = asyncio.Event()
         self._changes = asyncio.Event()
@@ -107,8 +108,9 @@ class RedisBus(Bus):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._connected.wait(), 5)
         if not self._healthy:
-            log.warning(
-                "Redis at %s is unreachable; running on local fan-out, retrying", redact(self.url)
+            log.warning(  # with its cause: "unreachable" alone sends operators to the network
+                "Redis at %s is unreachable (%s); running on local fan-out, retrying",
+                *(redact(self.url), self._failure or "no answer"),
             )
 
     async def close(self) -> None:
@@ -317,8 +319,9 @@ class RedisBus(Bus):
                 syncer = asyncio.create_task(self._sync_forever())
                 await self._read(self._pubsub)
             except (TimeoutError, RedisError, OSError) as exc:
-                if self._healthy:
-                    log.warning("Redis bus connection lost: %s; retrying", exc)
+                cause, self._failure = self._failure, f"{type(exc).__name__}: {exc}"
+                if self._healthy or cause not in (None, self._failure):  # lost, or a new cause
+                    log.warning("Redis bus not connected: %s; retrying", self._failure)
             except Exception:
                 log.exception("Redis bus reader failed; reconnecting")
             finally:

@@ -580,3 +580,23 @@ async def test_a_logout_while_redis_is_paused_answers_within_the_revoke_wait(
     assert headers["X-Sessions-Closed"] == "0"  # only the origin reported in time
     # The revocation still reaches B once Redis answers (or by reconciliation).
     assert await peer.wait_closed(timeout=10) == 4003
+
+
+async def test_a_redis_that_refuses_the_password_is_named_as_such(
+    cluster: Cluster, own_redis: RedisProcess
+) -> None:
+    """A Redis that answers but refuses the credentials was logged as "unreachable", without
+    the cause, and every later attempt in silence: the operator looked at the network."""
+    admin = redis.asyncio.Redis.from_url(own_redis.url)
+    try:
+        await admin.config_set("requirepass", "right-password")
+    finally:
+        await admin.aclose()
+    url = f"redis://:wrong-password@127.0.0.1:{own_redis.port}/0"
+    gateway = cluster.prepare("a", redis_url=url)
+    gateway.start()
+    await wait_for_line(gateway, "running on local fan-out, retrying", timeout=20)
+    (line,) = [line for line in gateway.stderr().splitlines() if "is unreachable" in line]
+    assert f"Redis at redis://:***@127.0.0.1:{own_redis.port}/0 is unreachable (" in line, line
+    assert "AuthenticationError" in line, line
+    assert "wrong-password" not in gateway.stderr()
