@@ -8,6 +8,7 @@ recovers as soon as PostgreSQL does, without a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from gateway.store.db import Pool
 
@@ -43,6 +44,13 @@ class IdBlocks:
             self._refill.add_done_callback(_retrieve)
         return value
 
+    async def _take_after(self, refill: asyncio.Task[int] | None) -> int:
+        """The prefetched block, or a new one when there is none or it failed."""
+        if refill is not None:
+            with contextlib.suppress(Exception):
+                return await refill
+        return await self._take_block()
+
     async def _new_block(self) -> None:
         """One block request at a time, shared by every caller that needs it: when it fails,
         they all fail with it (the next caller asks again). Callers queued behind a lock used
@@ -50,9 +58,7 @@ class IdBlocks:
         taking = self._taking
         if taking is None:
             refill, self._refill = self._refill, None
-            if refill is not None and refill.done() and _failed(refill):
-                refill = None  # a failed prefetch is dropped: ask again
-            taking = self._taking = refill or asyncio.create_task(self._take_block())
+            taking = self._taking = asyncio.create_task(self._take_after(refill))
             taking.add_done_callback(_retrieve)
         try:
             start = await asyncio.shield(taking)
@@ -62,10 +68,6 @@ class IdBlocks:
         if start != self._applied and self._next >= self._end:
             self._applied = start  # each block is handed out once, whoever wakes first
             self._next, self._end = start, start + BLOCK
-
-
-def _failed(task: asyncio.Task[int]) -> bool:
-    return task.cancelled() or task.exception() is not None
 
 
 def _retrieve(task: asyncio.Task[int]) -> None:
