@@ -146,6 +146,19 @@ class BatchWriter:
             return
         done(items)
 
+    async def _probe_dead_letters(self) -> None:
+        """Raises unless dead_letters takes a plain row now (written, then rolled back)."""
+        async with self.pool.acquire() as conn:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                await conn.execute(
+                    "INSERT INTO dead_letters (kind, message_id, payload, error) "
+                    "VALUES ('probe', 0, '', '')"
+                )
+            finally:
+                await transaction.rollback()
+
     async def _dead_letter(self, kind: str, item: Item, error: Exception) -> None:
         sqlstate = getattr(error, "sqlstate", None) or "-"
         try:
@@ -160,9 +173,10 @@ class BatchWriter:
         except Exception as exc:
             if transient(exc):
                 raise
-            # Drop it only when the database is verifiably up: an error misread as bad data
-            # during an outage must keep the item pending, not lose it.
-            await self.pool.fetchval("SELECT 1")
+            # Drop it only when dead_letters verifiably takes a plain row: an error of the
+            # server or the schema (a table gone, a privilege revoked) misread as this row's
+            # must keep the item pending, and the writer retrying, not lose every item.
+            await self._probe_dead_letters()
             self.lost += 1
             log.error(
                 "%s %d could not be stored (%s, SQLSTATE %s) nor kept in dead_letters (%s): "

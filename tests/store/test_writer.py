@@ -125,6 +125,37 @@ async def test_a_batch_written_again_after_a_lost_commit_reply_duplicates_nothin
     assert [(row["kind"], row["message_id"]) for row in dead] == [("notification", 30)]
 
 
+async def test_items_no_table_takes_stay_pending_until_one_does(pool: Pool) -> None:
+    """A fault of the schema, not of the rows (here every notification refused and
+    dead_letters gone): the items were each logged as lost once PostgreSQL answered SELECT 1.
+    They now stay pending, the batch fails (the writer retries it) and nothing is lost."""
+    store = MessageStore(pool, interval=0.02, batch=100)
+    for i in range(1, 6):
+        store.add_notification(notification(i))
+    await pool.execute(
+        "ALTER TABLE notifications ADD CONSTRAINT refuse_all CHECK (id < 0) NOT VALID"
+    )
+    await pool.execute("ALTER TABLE dead_letters RENAME TO dead_letters_away")
+    try:
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await store.flush()
+        assert store.pending_count == 5
+        assert store.writer.lost == 0
+    finally:
+        await pool.execute("ALTER TABLE dead_letters_away RENAME TO dead_letters")
+        await pool.execute("ALTER TABLE notifications DROP CONSTRAINT refuse_all")
+    await store.flush()
+    assert store.pending_count == 0
+    assert await pool.fetchval("SELECT array_agg(id ORDER BY id) FROM notifications") == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
+    assert await pool.fetchval("SELECT count(*) FROM dead_letters") == 0
+
+
 async def test_a_message_after_a_refused_one_is_stored_by_the_running_writer(pool: Pool) -> None:
     store = MessageStore(pool, interval=0.02, batch=100)
     store.start()
