@@ -17,7 +17,12 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.store.db import Pool, create_pool
 from gateway.store.migrations import migrate
-from tests.support.servers import postgres_server, redis_server, scratch_database
+from tests.support.servers import (
+    PostgresProcess,
+    postgres_server,
+    redis_server,
+    scratch_database,
+)
 
 # Suites outside tests/realtime use its helpers too; whoever imports them first, they are
 # rewritten (their asserts explain a failure).
@@ -62,6 +67,17 @@ async def clean_db(database_url: str) -> str:
     finally:
         await conn.close()
     return database_url
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresProcess]:
+    """A PostgreSQL the test starts and stops itself: fault tests never touch the shared one."""
+    server = PostgresProcess()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.destroy()
 
 
 @pytest.fixture

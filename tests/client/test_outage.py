@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +18,6 @@ from tests.realtime.helpers import create_network, put_device, rest
 from tests.support.servers import PostgresProcess
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresProcess]:
-    server = PostgresProcess()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.destroy()
 
 
 async def test_a_subscription_outlives_a_database_outage(

@@ -5,6 +5,7 @@ or a redis-server the test owns and may stop)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ import aiohttp
 import pytest
 
 from tests.support.processes import GatewayProcess, gateway_env
-from tests.support.servers import RedisProcess, free_port
+from tests.support.servers import PostgresProcess, RedisProcess, free_port
 
 GATEWAYS = pytest.StashKey[list[GatewayProcess]]()
 
@@ -87,9 +88,9 @@ class Cluster:
             gateway.stop()
 
 
-@pytest.fixture
-async def cluster(
-    clean_db: str,
+@contextlib.asynccontextmanager
+async def _cluster(
+    database_url: str,
     redis_url: str,
     redis_prefix: str,
     tmp_path: Path,
@@ -98,7 +99,7 @@ async def cluster(
     registry: list[GatewayProcess] = []
     request.node.stash[GATEWAYS] = registry
     cluster = Cluster(
-        database_url=clean_db,
+        database_url=database_url,
         redis_url=redis_url,
         redis_prefix=redis_prefix,
         tmp_path=tmp_path,
@@ -108,6 +109,31 @@ async def cluster(
         yield cluster
     finally:
         await asyncio.to_thread(cluster.stop_all)
+
+
+@pytest.fixture
+async def cluster(
+    clean_db: str,
+    redis_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Cluster]:
+    async with _cluster(clean_db, redis_url, redis_prefix, tmp_path, request) as built:
+        yield built
+
+
+@pytest.fixture
+async def own_cluster(
+    own_postgres: PostgresProcess,
+    redis_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Cluster]:
+    """Gateways on a PostgreSQL the test owns (and may stop)."""
+    async with _cluster(own_postgres.url, redis_url, redis_prefix, tmp_path, request) as built:
+        yield built
 
 
 @pytest.fixture

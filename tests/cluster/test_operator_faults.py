@@ -10,7 +10,6 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -20,7 +19,7 @@ import redis.asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster import helpers
-from tests.cluster.conftest import GATEWAYS, Cluster
+from tests.cluster.conftest import Cluster
 from tests.cluster.helpers import call, connect, device_token, eventually, login, make_world
 from tests.support.processes import REPO_ROOT, GatewayProcess
 from tests.support.servers import PostgresProcess, RedisProcess, free_port, with_database
@@ -85,39 +84,6 @@ async def test_a_postgres_that_refuses_the_database_at_start_up_is_one_line(
 
 
 # -- PostgreSQL stopped: every kind of request ---------------------------------------------
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresProcess]:
-    server = PostgresProcess()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.destroy()
-
-
-@pytest.fixture
-async def own_cluster(
-    own_postgres: PostgresProcess,
-    redis_prefix: str,
-    redis_url: str,
-    tmp_path: Path,
-    request: pytest.FixtureRequest,
-) -> AsyncIterator[Cluster]:
-    registry: list[GatewayProcess] = []
-    request.node.stash[GATEWAYS] = registry
-    cluster = Cluster(
-        database_url=own_postgres.url,
-        redis_url=redis_url,
-        redis_prefix=redis_prefix,
-        tmp_path=tmp_path,
-        registry=registry,
-    )
-    try:
-        yield cluster
-    finally:
-        await asyncio.to_thread(cluster.stop_all)
 
 
 async def test_every_request_that_needs_postgres_gets_503_while_it_is_down(

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 
-from tests.cluster.conftest import GATEWAYS, Cluster
+from tests.cluster.conftest import Cluster
 from tests.cluster.helpers import Peer, call, connect, device_token, eventually, make_world
 from tests.support.processes import GatewayProcess
 from tests.support.servers import PostgresProcess, RedisProcess
@@ -35,39 +33,6 @@ RECOVERY = 2.0
 WARM_UP = 1250
 """Inserts before the timed run: the gateway's next id-block request then falls inside the
 outage (blocks are 1000 ids, the next one asked for half-way), so numbering must recover."""
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresProcess]:
-    server = PostgresProcess()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.destroy()
-
-
-@pytest.fixture
-async def own_cluster(
-    own_postgres: PostgresProcess,
-    redis_prefix: str,
-    redis_url: str,
-    tmp_path: Path,
-    request: pytest.FixtureRequest,
-) -> AsyncIterator[Cluster]:
-    registry: list[GatewayProcess] = []
-    request.node.stash[GATEWAYS] = registry
-    cluster = Cluster(
-        database_url=own_postgres.url,
-        redis_url=redis_url,
-        redis_prefix=redis_prefix,
-        tmp_path=tmp_path,
-        registry=registry,
-    )
-    try:
-        yield cluster
-    finally:
-        await asyncio.to_thread(cluster.stop_all)
 
 
 @dataclass

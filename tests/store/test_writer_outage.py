@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -19,16 +19,6 @@ from gateway.store.migrations import migrate
 from tests.conftest import wait_for
 from tests.store.test_writer import command, notification
 from tests.support.servers import PostgresProcess
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresProcess]:
-    server = PostgresProcess()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.destroy()
 
 
 @pytest.fixture
