@@ -20,7 +20,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster import helpers
 from tests.cluster.conftest import Cluster
-from tests.cluster.helpers import call, connect, device_token, eventually, login, make_world
+from tests.cluster.helpers import (
+    Peer,
+    World,
+    call,
+    connect,
+    device_token,
+    eventually,
+    login,
+    make_world,
+)
 from tests.support.processes import REPO_ROOT, GatewayProcess
 from tests.support.servers import PostgresProcess, RedisProcess, free_port, with_database
 
@@ -336,13 +345,10 @@ async def scrape(http: aiohttp.ClientSession, gateway: GatewayProcess) -> dict[s
     }
 
 
-async def test_metrics_tell_the_truth_through_a_postgres_and_a_redis_outage(
-    own_cluster: Cluster,
-    own_postgres: PostgresProcess,
-    own_redis: RedisProcess,
-    http: aiohttp.ClientSession,
-) -> None:
-    (gateway,) = await own_cluster.start("a", redis_url=own_redis.url)
+async def device_with_one_stored(
+    http: aiohttp.ClientSession, gateway: GatewayProcess, database_url: str
+) -> tuple[World, Peer]:
+    """A world and its device's socket, once a first notification of it is stored."""
     world = await make_world(http, gateway)
     device = await connect(
         http, gateway, (await device_token(http, gateway, world))["access_token"], "device"
@@ -350,7 +356,18 @@ async def test_metrics_tell_the_truth_through_a_postgres_and_a_redis_outage(
     await device.ok(
         "notification/insert", deviceId=world.device_id, notification={"notification": "up"}
     )
-    await eventually(lambda: _stored(own_postgres.url, 1))
+    await eventually(lambda: _stored(database_url, 1))
+    return world, device
+
+
+async def test_metrics_tell_the_truth_through_a_postgres_and_a_redis_outage(
+    own_cluster: Cluster,
+    own_postgres: PostgresProcess,
+    own_redis: RedisProcess,
+    http: aiohttp.ClientSession,
+) -> None:
+    (gateway,) = await own_cluster.start("a", redis_url=own_redis.url)
+    world, device = await device_with_one_stored(http, gateway, own_postgres.url)
     start = await scrape(http, gateway)
     assert (start["gateway_bus_connected"], start["gateway_persist_pending"]) == (1, 0)
     assert start["gateway_persist_written_total"] == 1
@@ -486,14 +503,7 @@ async def test_a_read_only_postgres_loses_no_acknowledged_message(
     """Writes refused with SQLSTATE 25006 (read-only transaction) were taken for bad rows: each
     acknowledged item went to dead_letters, which refused it too, and was dropped ("lost")."""
     (gateway,) = await own_cluster.start("a", redis_url=None)
-    world = await make_world(http, gateway)
-    device = await connect(
-        http, gateway, (await device_token(http, gateway, world))["access_token"], "device"
-    )
-    await device.ok(
-        "notification/insert", deviceId=world.device_id, notification={"notification": "up"}
-    )
-    await eventually(lambda: _stored(own_postgres.url, 1))
+    world, device = await device_with_one_stored(http, gateway, own_postgres.url)
     await set_read_only(own_postgres, True)
     acked = []
     for n in range(5):
