@@ -134,10 +134,15 @@ def _stop_once() -> Callable[[], None]:
     return stop
 
 
-def serve(settings: Settings, reuse_port: bool = False) -> None:
+EXIT_LOST = 3
+"""Exit status of a stop that could not write everything it had acknowledged (the log says how
+much): a supervisor or an alert can tell it from a clean stop (0) and a refused start (1, 2)."""
+
+
+def serve(settings: Settings, reuse_port: bool = False) -> int:
     from aiohttp import web
 
-    from gateway.app import create_app
+    from gateway.app import WIRING_KEY, create_app
 
     _configure_logging(settings)
     context = None
@@ -169,6 +174,9 @@ def serve(settings: Settings, reuse_port: bool = False) -> None:
         shutdown_timeout=10,
         loop=_new_loop(),
     )
+    wiring = app.get(WIRING_KEY)
+    lost = wiring is not None and wiring.realtime.messages.messages.lost_at_close > 0
+    return EXIT_LOST if lost else 0
 
 
 def _worker(settings: Settings, index: int) -> None:
@@ -179,7 +187,7 @@ def _worker(settings: Settings, index: int) -> None:
         instance_id=f"{settings.instance_id}-w{index}",
         metrics_port=None if settings.metrics_port is None else settings.metrics_port + index,
     )
-    serve(settings, reuse_port=True)
+    sys.exit(serve(settings, reuse_port=True))
 
 
 WORKER_RESTART_AFTER = 5.0
@@ -322,8 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if settings.workers > 1:
             return serve_workers(settings)
-        serve(settings)
-        return 0
+        return serve(settings)
     except ConfigError as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2

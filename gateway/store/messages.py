@@ -60,6 +60,8 @@ class MessageStore:
         """Items settled (written or dead-lettered) and batch writes that failed: read by the
         metrics at scrape time."""
         self._arrival: asyncio.Future[None] | None = None
+        self.lost_at_close = 0
+        """Acknowledged items ``close`` could not write (the process's exit status says so)."""
 
     async def next_id(self) -> int:
         return await self.ids.next_id()
@@ -209,6 +211,7 @@ class MessageStore:
                     break
                 await asyncio.sleep(delay)
         lost = (len(self._notifications), len(self._commands))
+        self.lost_at_close = sum(lost)
         if any(lost):
             log.error(
                 "shutdown: %d notifications and %d commands were acknowledged but could not be "
