@@ -278,7 +278,15 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
             messages=messages, access=access, publish=hub.publish, handover=handover
         )
         rest_dh, ws_dh = dhwiring.build(
-            app, pool, users, devices, messages, access, auth, message_cases
+            app,
+            pool,
+            users,
+            devices,
+            messages,
+            access,
+            auth,
+            message_cases,
+            settings.poll_max_waiting,
         )
         rest = app[REST_KEY] = Rest(
             settings=settings,

@@ -39,12 +39,13 @@ def build(
     access: Access,
     auth: AuthService,
     message_cases: Messages,
+    max_waiting: int,
 ) -> tuple[DeviceHiveRest, DeviceHiveContext]:
     """The surface's use cases for each edge; waiting long polls answer at shutdown."""
     type_store = DeviceTypeStore(pool)
     access.registry.types = type_store  # clients' device type access, checked with the rest
     device_types = DeviceTypeService(type_store, auth.revoker.control)
-    history = HistoryService(messages, access)
+    history = HistoryService(messages, access, max_waiting)
     catalog = CatalogService(CatalogStore(pool), users, devices, type_store, access)
     app.on_shutdown.append(lambda _app: _close(history))
     rest = DeviceHiveRest(

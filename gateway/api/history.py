@@ -167,7 +167,7 @@ def _register(kind: str) -> None:
         params=DEVICE_PATH,
         query={**POLL_QUERY, **extra},
         permission=needed,
-        responses={200: page, 404: None},
+        responses={200: page, 404: None, 429: None},
     )(poll_items)
 
 

@@ -157,6 +157,11 @@ class Settings:
         "subscriptions one session may hold at once (a subscribe beyond gets a 403 reply)",
         parse=p.positive_int,
     )
+    poll_max_waiting: int = option(
+        32,
+        "long polls one user may have waiting at once on an instance (beyond: 429)",
+        parse=p.positive_int,
+    )
     ws_max_errors: int = option(
         20,
         "consecutive error replies before the session is closed (1008)",

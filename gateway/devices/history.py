@@ -7,11 +7,13 @@ caller's live memberships), checked by the same device look-up every other devic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
+from collections.abc import Iterator
 from typing import Protocol
 
-from gateway.errors import Forbidden
+from gateway.errors import Forbidden, TooManyRequests
 from gateway.store.history import Item, Query, any_pending, find
 from gateway.store.messages import MessageStore
 from gateway.types import Action, Device, Principal
@@ -40,9 +42,15 @@ class DeviceAccess(Protocol):
 
 
 class HistoryService:
-    def __init__(self, messages: MessageStore, devices: DeviceAccess) -> None:
+    def __init__(
+        self, messages: MessageStore, devices: DeviceAccess, max_waiting: int = 32
+    ) -> None:
         self.messages = messages
         self.devices = devices
+        self.max_waiting = max_waiting
+        """Long polls one user may have waiting at once on this instance: each wakes at every
+        arrival, so their number must meet a bound."""
+        self._waiting: dict[int, int] = {}
         self._stop: asyncio.Future[None] | None = None
         self.closing = False
 
@@ -83,7 +91,7 @@ class HistoryService:
         """What matches now, or else the first items that arrive within ``wait`` seconds
         (bounded by MAX_WAIT); an empty list when none do."""
         query = await self._of_device(principal, device_id, self.from_now(query))
-        return await self.wait_for(query, min(max(wait, 0.0), MAX_WAIT))
+        return await self.wait_for(query, min(max(wait, 0.0), MAX_WAIT), principal.user_id)
 
     async def poll_reach(
         self,
@@ -111,7 +119,7 @@ class HistoryService:
             device_ids=principal.scope.device_ids,
             open_types=self.devices.type_limits(principal),
         )
-        return await self.wait_for(reach, min(max(wait, 0.0), MAX_WAIT))
+        return await self.wait_for(reach, min(max(wait, 0.0), MAX_WAIT), principal.user_id)
 
     @staticmethod
     def from_now(query: Query) -> Query:
@@ -120,20 +128,40 @@ class HistoryService:
             return dataclasses.replace(query, since=time.time())
         return query
 
-    async def wait_for(self, query: Query, wait: float) -> list[Item]:
+    async def wait_for(self, query: Query, wait: float, user_id: int) -> list[Item]:
         """Read; when nothing matches, wait for an arrival here that matches (or RECHECK) and
         read again, until ``wait`` has passed. The caller has checked the rights."""
         deadline = time.monotonic() + wait
         items = await find(self.messages, query)
-        while not items:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.closing:
-                return []
-            recheck = time.monotonic() + min(remaining, RECHECK)
-            while (left := recheck - time.monotonic()) > 0 and not self.closing:
-                arrival = self.messages.arrival()
-                await asyncio.wait((arrival, self._stopped()), timeout=left)
-                if arrival.done() and any_pending(self.messages, query):
-                    break
-            items = await find(self.messages, query)
+        if items or wait <= 0 or self.closing:
+            return items
+        with self._slot(user_id):
+            while not items:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.closing:
+                    return []
+                recheck = time.monotonic() + min(remaining, RECHECK)
+                while (left := recheck - time.monotonic()) > 0 and not self.closing:
+                    arrival = self.messages.arrival()
+                    await asyncio.wait((arrival, self._stopped()), timeout=left)
+                    if arrival.done() and any_pending(self.messages, query):
+                        break
+                items = await find(self.messages, query)
         return items
+
+    @contextlib.contextmanager
+    def _slot(self, user_id: int) -> Iterator[None]:
+        held = self._waiting.get(user_id, 0)
+        if held >= self.max_waiting:
+            raise TooManyRequests(
+                f"Too many long polls waiting for this user (at most {self.max_waiting})",
+                retry_after=1,
+            )
+        self._waiting[user_id] = held + 1
+        try:
+            yield
+        finally:
+            if self._waiting[user_id] == 1:
+                del self._waiting[user_id]
+            else:
+                self._waiting[user_id] -= 1

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from gateway.api.routing import REST_KEY
+from tests.conftest import bearer, wait_for
 from tests.realtime.helpers import (
     QUIET,
     Peer,
@@ -19,6 +21,7 @@ from tests.realtime.helpers import (
     mint,
     rest,
 )
+from tests.support.http import expect_error
 
 
 @pytest.fixture
@@ -270,3 +273,28 @@ async def test_history_is_in_the_openapi_document(world: World) -> None:
         assert {"since", "names", "limit", "cursor", "waitTimeout"} <= {
             p["name"] for p in poll["parameters"]
         }
+
+
+async def test_long_polls_waiting_at_once_are_bounded_per_user(make_client: Any) -> None:
+    """Every waiting poll wakes at each arrival: one user's polls held open by the hundred
+    would make each item cost the instance that many wake-ups. Beyond the bound: 429."""
+    client = await make_client(poll_max_waiting=2)
+    world = await build_world(client)
+    history = client.app[REST_KEY].dh.history
+    peer = await connect(client, world.admin)
+    now = (await peer.ok("server/info"))["info"]["serverTimestamp"]
+    path = f"/v1/devices/d1/notifications/poll?waitTimeout=10&since={now}"
+    polls = [asyncio.ensure_future(rest(client, "GET", path, world.alice, 200)) for _ in range(2)]
+    await wait_for(lambda: history._waiting.get(world.alice_id) == 2)
+    response = await client.get(path, headers=bearer(world.alice))
+    await expect_error(response, 429, "Too many long polls waiting for this user (at most 2)")
+    assert response.headers["Retry-After"] == "1"
+    # Another user, and an answer that needs no wait, are not concerned.
+    bob = await rest(
+        client, "GET", "/v1/devices/d2/notifications/poll?waitTimeout=0", world.bob, 200
+    )
+    assert bob["notifications"] == []
+    body = await peer.ok("notification/insert", deviceId="d1", notification={"notification": "x"})
+    for answer in await asyncio.wait_for(asyncio.gather(*polls), 5):
+        assert [n["id"] for n in answer["notifications"]] == [body["notification"]["id"]]
+    assert history._waiting == {}
