@@ -10,9 +10,9 @@ from aiohttp import web
 from gateway.api.routing import ROUTES, Call, bearer_token, receipt_headers
 from gateway.api.users import USER, user_json
 from gateway.auth.minting import MintRequest
-from gateway.auth.permissions import parse_actions
+from gateway.auth.permissions import ROLES, parse_actions
 from gateway.auth.tokens import ACCESS
-from gateway.errors import NotFound
+from gateway.errors import Forbidden, NotFound
 from gateway.http import client_address, json_response
 from gateway.schema import DEVICE_ID, AllOr, Array, Int, Obj, OneOf, Str
 from gateway.types import WILDCARD, Action, RevocationReason
@@ -134,11 +134,25 @@ async def logout(call: Call) -> web.Response:
 @ROUTES.route(
     "POST",
     "/v1/auth/logout/all",
-    summary="Revoke every token the user holds, on every device and session",
+    summary="Revoke every token the user holds, on every device and session (needs a token "
+    "with every right of its user: a narrowed one ends only its own family, with logout)",
     tag="auth",
-    responses={204: None, 401: None},
+    responses={204: None, 401: None, 403: None},
 )
 async def logout_all(call: Call) -> web.Response:
+    principal = call.principal
+    narrowed = (
+        principal.actions != ROLES[principal.role]
+        or principal.scope.network_ids is not None
+        or principal.scope.device_ids is not None
+    )
+    if narrowed:
+        # A token minted narrow (a device's, a plugin's) must not end every session of the
+        # user who minted it.
+        raise Forbidden(
+            "logout/all needs a token with every right of its user; "
+            "a narrowed token ends its own family with /v1/auth/logout"
+        )
     receipt = await call.ctx.auth.revoke_user(
         call.principal.user_id, RevocationReason.LOGOUT_EVERYWHERE
     )

@@ -110,3 +110,27 @@ async def test_logout_all_ends_minted_tokens_too(
     response = await client.get("/v1/auth/me", headers=bearer(minted["access_token"]))
     await expect_error(response, 401, "Token revoked")
     await expect_error(await refresh(client, minted["refresh_token"]), 401, "Token revoked")
+
+
+async def test_a_narrowed_token_cannot_end_every_session_of_its_user(
+    client: TestClient[Any, Any], admin: dict[str, Any]
+) -> None:
+    """A token minted narrow (a device's) stolen or misused must not log its user out
+    everywhere; it may end its own family."""
+    response = await client.post(
+        "/v1/auth/token/create",
+        json={"actions": ["GetCurrentUser"]},
+        headers=bearer(admin["access_token"]),
+    )
+    minted = await expect_json(response, 201)
+    response = await client.post("/v1/auth/logout/all", headers=bearer(minted["access_token"]))
+    await expect_error(
+        response,
+        403,
+        "logout/all needs a token with every right of its user; "
+        "a narrowed token ends its own family with /v1/auth/logout",
+    )
+    assert await me_status(client, admin["access_token"]) == 200
+    await expect_empty(await client.post("/v1/auth/logout", headers=bearer(minted["access_token"])))
+    assert await me_status(client, minted["access_token"]) == 401
+    assert await me_status(client, admin["access_token"]) == 200
