@@ -166,6 +166,14 @@ def test_booleans() -> None:
         ),
         ({"GATEWAY_WS_RATE": "x"}, "GATEWAY_WS_RATE: not a number: 'x'"),
         (
+            {"GATEWAY_INSTANCE_ID": "a\nforged log line"},
+            "GATEWAY_INSTANCE_ID: must be 1-128 of A-Z a-z 0-9 . _ : -, got 'a\\nforged log line'",
+        ),
+        (
+            {"GATEWAY_REDIS_PREFIX": "my gateway"},
+            "GATEWAY_REDIS_PREFIX: must be 1-128 of A-Z a-z 0-9 . _ : -, got 'my gateway'",
+        ),
+        (
             {"GATEWAY_ARGON2_MEMORY_KIB": "8", "GATEWAY_ARGON2_PARALLELISM": "4"},
             "GATEWAY_ARGON2_MEMORY_KIB must be at least 8 x GATEWAY_ARGON2_PARALLELISM",
         ),

@@ -32,6 +32,22 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
+_LABEL = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def label(text: str) -> str:
+    """A name that goes into Redis channel names and log lines: no space, no control
+    character (a newline would forge a log line)."""
+    if not _LABEL.fullmatch(text):
+        raise ValueError(f"must be 1-128 of A-Z a-z 0-9 . _ : -, got {text!r}")
+    return text
+
+
+def optional_label(text: str) -> str:
+    """A label, or empty for the default."""
+    return text and label(text)
+
+
 def parse_bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:

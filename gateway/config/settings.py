@@ -30,7 +30,9 @@ class Settings:
         None, "Redis URL for the cluster bus; unset = in-process bus (one process)", secret=True
     )
     redis_prefix: str = option(
-        "gateway", "prefix of every Redis channel (several deployments may share a Redis)"
+        "gateway",
+        "prefix of every Redis channel (several deployments may share a Redis)",
+        parse=p.label,
     )
     host: str = option("127.0.0.1", "address to listen on")
     port: int = option(8080, "TCP port to listen on", parse=p.port)
@@ -194,7 +196,11 @@ class Settings:
         "reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For is believed",
         parse=p.comma_separated(p.ip_network),
     )
-    instance_id: str = option("", "name of this instance in receipts and logs; default host-pid")
+    instance_id: str = option(
+        "",
+        "name of this instance in receipts and logs; default host-pid",
+        parse=p.optional_label,
+    )
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
