@@ -18,7 +18,7 @@ from gateway.http import (
 )
 from gateway.logs import name_task
 from gateway.realtime import actions  # noqa: F401 - registers every action
-from gateway.realtime.actions.auth import authenticate_session
+from gateway.realtime.actions.auth import admitted, authenticate_session
 from gateway.realtime.dispatcher import DISPATCHER_KEY
 from gateway.realtime.session import Session
 from gateway.types import close_code_for
@@ -71,9 +71,14 @@ async def _open(request: web.Request) -> Session | web.StreamResponse:
     if hub.shutting_down:
         return error_response(503, "Server shutting down", request_id)
     token = _bearer(request)
+    principal = None
     if token is not None:
+        # Before the upgrade, so that an outage is a 503 instead of a socket dropped without a
+        # close code; an invalid token gets its close code after the upgrade.
         try:
-            await _know_memberships(request, token)
+            principal = await admitted(ctx, token)
+        except GatewayError:
+            pass
         except Exception as exc:
             if not ctx.outage(exc):
                 raise
@@ -102,27 +107,13 @@ async def _open(request: web.Request) -> Session | web.StreamResponse:
     hub.add(session)
     if token is not None:
         try:
-            await authenticate_session(ctx, session, token)
+            await authenticate_session(ctx, session, token, principal)
         except GatewayError as exc:
             session.close(close_code_for(exc), exc.message)
         except BaseException:
             hub.remove(session)
             raise
     return session
-
-
-async def _know_memberships(request: web.Request, token: str) -> None:
-    """Load the memberships of a valid Bearer token's client if this instance does not know
-    them yet: the one step of authentication that reads PostgreSQL, done before the upgrade
-    so that an outage is a 503 instead of a socket dropped without a close code. An invalid
-    token is left to the authentication after the upgrade (and its close code)."""
-    ctx = request.app[DISPATCHER_KEY].ctx
-    try:
-        principal = ctx.auth.authenticate(token)
-    except GatewayError:
-        return
-    if not principal.is_admin and ctx.registry.known_memberships(principal.user_id) is None:
-        await ctx.registry.load_memberships(principal.user_id)
 
 
 def install(app: web.Application) -> None:

@@ -11,17 +11,30 @@ from gateway.schema import Str
 from gateway.types import Principal
 
 
-async def authenticate_session(ctx: Context, session: Session, token: str) -> Principal:
+async def admitted(ctx: Context, token: str) -> Principal:
+    """The token's principal, with its client's memberships known here: the one step of
+    authentication that may read PostgreSQL (a Bearer upgrade does it before the upgrade)."""
     principal = ctx.auth.authenticate(token)
-    current = session.principal
-    if current is not None and current.user_id != principal.user_id:
-        raise Forbidden("This socket belongs to another user; open a new connection")
     registry = ctx.registry
     if not principal.is_admin and registry.known_memberships(principal.user_id) is None:
         await registry.load_memberships(principal.user_id)
         # A revocation may have arrived while we waited; bind() below must not miss it.
         if ctx.view.is_revoked(principal):
             raise TokenRevoked()
+    return principal
+
+
+async def authenticate_session(
+    ctx: Context, session: Session, token: str, principal: Principal | None = None
+) -> Principal:
+    """Bind the session to the token's principal (``principal``: already ``admitted``)."""
+    if principal is None:
+        principal = await admitted(ctx, token)
+    elif ctx.view.is_revoked(principal):  # revoked while the upgrade was answered
+        raise TokenRevoked()
+    current = session.principal
+    if current is not None and current.user_id != principal.user_id:
+        raise Forbidden("This socket belongs to another user; open a new connection")
     ctx.hub.bind(session, principal)
     return principal
 
