@@ -187,12 +187,13 @@ def _worker(settings: Settings, index: int) -> None:
         instance_id=f"{settings.instance_id}-w{index}",
         metrics_port=None if settings.metrics_port is None else settings.metrics_port + index,
     )
-    sys.exit(serve(settings, reuse_port=True))
+    sys.exit(_refused_in_one_line(f"gateway: worker {index}", lambda: serve(settings, True)))
 
 
 WORKER_RESTART_AFTER = 5.0
 """A worker that ends (not stopped) after running this long is started again; one that ends
-sooner failed at start-up, and is not, so a bad setting does not start it in a loop."""
+sooner failed at start-up: the others are stopped and the parent exits non-zero, so a bad
+setting neither loops nor leaves N-1 workers serving as if all were well."""
 
 _workers_log = logging.getLogger("gateway.workers")
 
@@ -235,6 +236,7 @@ def serve_workers(settings: Settings) -> int:
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGHUP, forward)
     codes: dict[int, int] = {}
+    failed: int | None = None
     while running := {i: w for i, w in workers.items() if i not in codes}:
         wait([worker.sentinel for worker in running.values()])
         for index, worker in running.items():
@@ -243,19 +245,22 @@ def serve_workers(settings: Settings) -> int:
             worker.join()
             code = worker.exitcode or 0
             ran = time.monotonic() - started[index]
-            if stopping or ran < WORKER_RESTART_AFTER:
+            if stopping:
                 codes[index] = code
-                if not stopping:
-                    _workers_log.error(
-                        "worker %d (pid %s) %s %.1f s after it started; not started again",
-                        *(index, worker.pid, _ended(code), ran),
-                    )
-                continue
-            _workers_log.error(
-                "worker %d (pid %s) %s; starting it again", index, worker.pid, _ended(code)
-            )
-            workers[index] = start(index)
-    return max(codes.values())
+            elif ran < WORKER_RESTART_AFTER:
+                codes[index] = code
+                failed = code if code > 0 else 1
+                _workers_log.error(
+                    "worker %d (pid %s) %s %.1f s after it started; stopping the others",
+                    *(index, worker.pid, _ended(code), ran),
+                )
+                forward(signal.SIGTERM, None)
+            else:
+                _workers_log.error(
+                    "worker %d (pid %s) %s; starting it again", index, worker.pid, _ended(code)
+                )
+                workers[index] = start(index)
+    return max(codes.values()) if failed is None else max(failed, *codes.values())
 
 
 async def _migrate(settings: Settings) -> list[str]:
@@ -319,21 +324,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "config":
         print(describe())
         return 0
+    return _refused_in_one_line("gateway", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings(overrides=overrides_from_args(args))
+    if getattr(args, "admin", None) is not None:
+        return _admin(settings, args)
+    if args.command == "migrate":
+        _configure_logging(settings)
+        applied = asyncio.run(_migrate(settings))
+        print("applied: " + ", ".join(applied) if applied else "database is up to date")
+        return 0
+    if settings.workers > 1:
+        return serve_workers(settings)
+    return serve(settings)
+
+
+def _refused_in_one_line(name: str, run: Callable[[], int]) -> int:
+    """``run()``'s exit code; a setting or a resource it cannot use is one line on stderr
+    (exit 2 or 1), never a traceback."""
     try:
-        settings = load_settings(overrides=overrides_from_args(args))
-        if getattr(args, "admin", None) is not None:
-            return _admin(settings, args)
-        if args.command == "migrate":
-            _configure_logging(settings)
-            applied = asyncio.run(_migrate(settings))
-            print("applied: " + ", ".join(applied) if applied else "database is up to date")
-            return 0
-        if settings.workers > 1:
-            return serve_workers(settings)
-        return serve(settings)
+        return run()
     except ConfigError as exc:
-        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        print(f"{name}: configuration error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"gateway: {exc.strerror or exc}", file=sys.stderr)
+        print(f"{name}: {exc.strerror or exc}", file=sys.stderr)
         return 1

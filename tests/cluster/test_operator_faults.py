@@ -251,6 +251,21 @@ def worker_pids(parent: int) -> list[int]:
     ]
 
 
+def live_in_group(group: int) -> list[int]:
+    """Processes of a process group that still run (a zombie left to a PID 1 that does not reap
+    runs nothing)."""
+    live = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid pgrp ...: split after the command, which may hold spaces
+            state, _ppid, pgrp = stat.read_text().rpartition(")")[2].split()[:3]
+        except OSError:
+            continue
+        if int(pgrp) == group and state != "Z":
+            live.append(int(stat.parent.name))
+    return live
+
+
 async def test_a_worker_that_dies_is_logged_and_started_again(
     cluster: Cluster, http: aiohttp.ClientSession
 ) -> None:
@@ -274,6 +289,35 @@ async def test_a_worker_that_dies_is_logged_and_started_again(
     await gateway.wait_ready(instances=workers)
     assert gateway.returncode is None
     assert gateway.stop() == 0, gateway.logs()
+
+
+async def test_a_worker_that_fails_at_start_up_stops_the_others_and_the_parent_exits_2(
+    cluster: Cluster,
+) -> None:
+    """Worker 1 of --workers 2 could not bind its metrics port: it was logged "not started
+    again" and worker 0 kept serving alone, the parent alive, so a supervisor saw nothing."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        metrics_port = taken.getsockname()[1] - 1
+        gateway = cluster.prepare(
+            "w", args=["--workers", "2", "--metrics-port", str(metrics_port)]
+        )
+        gateway.start()
+        deadline = time.monotonic() + 30
+        while gateway.returncode is None:
+            assert time.monotonic() < deadline, gateway.logs()
+            await asyncio.sleep(0.05)
+    assert gateway.returncode == 2, gateway.logs()
+    log = gateway.stderr()
+    assert (
+        f"gateway: worker 1: configuration error: GATEWAY_METRICS_PORT: cannot listen on "
+        f"127.0.0.1:{metrics_port + 1}: "
+    ) in log, log
+    assert "Traceback" not in log, log
+    assert "worker 1 (pid " in log and "; stopping the others" in log, log
+    assert gateway.process is not None
+    assert live_in_group(gateway.process.pid) == [], gateway.logs()
 
 
 # -- a port that cannot be bound ----------------------------------------------------------
