@@ -50,7 +50,7 @@ async def healthz(call: Call) -> web.Response:
 @ROUTES.route(
     "GET",
     "/readyz",
-    summary="The database answers (probed at most twice a second) and the bus is connected",
+    summary="The database takes writes (probed at most twice a second) and the bus is connected",
     tag="meta",
     auth=False,
     responses={200: Obj({"database": Bool(), "bus": Bool(), "instance": Str()}), 503: None},

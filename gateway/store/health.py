@@ -3,7 +3,7 @@
 Requests that fail because the database is unreachable report it here instead of logging a
 traceback each; the first report of an outage is logged, and so is the return (with how many
 requests were refused meanwhile). ``/readyz`` asks ``ready()``, which probes at most once per
-``cache`` seconds however often it is polled.
+``cache`` seconds however often it is polled, and counts a server that refuses writes as down.
 """
 
 from __future__ import annotations
@@ -12,10 +12,16 @@ import asyncio
 import logging
 import time
 
+import asyncpg
+
 from gateway.store.db import Pool, transient
 
 log = logging.getLogger("gateway.store")
 
+
+_WRITABLE = "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'"
+"""Whether this connection can write now: a server that answers but refuses every write is not
+ready either (its writes fail with SQLSTATE 25006, taken for an outage)."""
 
 FLAP = 2.0
 """Seconds after a recovery during which a new failure counts as the same outage."""
@@ -94,7 +100,13 @@ class DatabaseHealth:
     async def _check(self) -> bool:
         try:
             async with asyncio.timeout(self.timeout):
-                await self.pool.fetchval("SELECT 1")
+                writable = await self.pool.fetchval(_WRITABLE)
+            if not writable:
+                # Not an outage of the connection but of every write: a standby after a
+                # failover, or default_transaction_read_only set for upkeep.
+                raise asyncpg.exceptions.ReadOnlySQLTransactionError(
+                    "the server takes no writes (a standby, or default_transaction_read_only)"
+                )
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             if not self.failed(exc):
                 log.warning("readiness probe failed: %s: %s", type(exc).__name__, exc)

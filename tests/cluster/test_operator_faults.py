@@ -566,12 +566,27 @@ async def test_a_read_only_postgres_loses_no_acknowledged_message(
         http, gateway, "POST", "/v1/networks", world.admin, {"name": "more"}
     )
     assert (status, headers.get("Retry-After")) == (503, "1"), body
+    # /readyz said 200 once its cached answer expired (its probe only read): a balancer kept
+    # sending writes here. It stays 503 across several probes (one per 0.5 s at most).
+    until = time.monotonic() + 1.6
+    while time.monotonic() < until:
+        assert await gateway.readyz(http) == (
+            503, {"database": False, "bus": True, "instance": gateway.instance_id}
+        )  # fmt: skip
+        await asyncio.sleep(0.1)
 
     await set_read_only(own_postgres, False)
     await eventually(lambda: _stored(own_postgres.url, 6), timeout=10)
+
+    async def ready() -> bool:
+        return (await gateway.readyz(http))[0] == 200
+
+    await eventually(ready)
     log = gateway.stderr()
     assert "could not be stored" not in log, gateway.logs()
-    assert "PostgreSQL unavailable (ReadOnlySQLTransactionError" in log, gateway.logs()
+    # One outage, logged once each way (the probe no longer says "reachable" in between).
+    assert log.count("PostgreSQL unavailable (ReadOnlySQLTransactionError") == 1, gateway.logs()
+    assert log.count("PostgreSQL reachable again") == 1, gateway.logs()
 
 
 # -- Redis that answers slowly ---------------------------------------------------------------
