@@ -7,6 +7,7 @@ offending field, so a client learns exactly what to fix.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +93,10 @@ class Str(Schema):
     format: str | None = None
     nullable: bool = False
     description: str | None = None
+    visible: bool = False
+    """Refuse control, invisible (format: zero-width, bidi), private-use, unassigned and line
+    separator characters, which a pattern cannot name outside the BMP: for identifiers a person
+    reads, where 'admin\u200b' must not pass for 'admin'."""
     _regex: re.Pattern[str] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -115,6 +120,11 @@ class Str(Schema):
             raise Unprocessable(f"{_at(path)}: must be at most {self.max_length} characters")
         if self._regex is not None and not self._regex.fullmatch(value):
             raise Unprocessable(f"{_at(path)}: must match {self.pattern}")
+        if self.visible and (hidden := _invisible(value)) is not None:
+            raise Unprocessable(
+                f"{_at(path)}: must not contain U+{ord(hidden):04X} (a control or invisible "
+                "character)"
+            )
         return value
 
     def _json_schema(self) -> dict[str, Any]:
@@ -134,6 +144,16 @@ class Str(Schema):
         if self.format:
             schema["format"] = self.format
         return schema
+
+
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def _invisible(value: str) -> str | None:
+    """The first character of ``value`` that a reader cannot see, if any."""
+    if value.isascii():
+        return next((c for c in value if not " " <= c <= "~"), None)
+    return next((c for c in value if unicodedata.category(c) in _INVISIBLE), None)
 
 
 # PostgreSQL's bigint: a larger number would fail in the driver (a 500) instead of validation.

@@ -16,7 +16,9 @@ EMAIL = Str(
     min_length=3,
     max_length=320,
     pattern=r"[^@\s]+@[^@\s]+",
-    description="an e-mail address: one @, no white space (not checked further)",
+    visible=True,
+    description="an e-mail address: one @, no white space, control or invisible character "
+    "(not checked further)",
 )
 PASSWORD = Str(min_length=8, max_length=1024, description="at least 8 characters")
 NAME = Str(min_length=1, max_length=200)

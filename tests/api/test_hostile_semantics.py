@@ -197,6 +197,28 @@ async def test_a_user_logs_in_with_the_very_address_they_were_given(
     assert response.status == 201, await response.text()
 
 
+@pytest.mark.parametrize(
+    ("email", "code"),
+    [
+        ("admin\u200b@example.com", "U+200B"),  # zero-width space
+        ("\ufeffadmin@example.com", "U+FEFF"),  # byte-order mark
+        ("admin@exam\u202eple.com", "U+202E"),  # right-to-left override
+        ("admin@example.com\U000e0041", "U+E0041"),  # tag character, outside the BMP
+        ("ad\x7fmin@example.com", "U+007F"),
+        ("admin@exa\u2066mple.com", "U+2066"),  # left-to-right isolate
+    ],
+)
+async def test_an_address_with_an_invisible_character_is_refused(
+    world: World, email: str, code: str
+) -> None:
+    """Accepted before: a second account that reads exactly like the first one."""
+    body = {"name": "n", "email": email, "password": "client-password", "role": "client"}
+    response = await world.client.post("/v1/users", json=body, headers=bearer(world.admin))
+    await expect_error(
+        response, 422, f"email: must not contain {code} (a control or invisible character)"
+    )
+
+
 # -- listings: a page is the first ``limit`` items the caller may see ----------------------
 
 

@@ -90,6 +90,10 @@ async def test_duplicate_email_is_a_409_whatever_the_case(
     [
         ({"password": "short"}, "password: must be at least 8 characters"),
         ({"email": "no-at-sign"}, "email: must match [^@\\s]+@[^@\\s]+"),
+        (
+            {"email": "bo\u200b@example.com"},
+            "email: must not contain U+200B (a control or invisible character)",
+        ),
         ({"role": "root"}, "role: must be one of admin, client"),
         ({"name": ""}, "name: must not be empty"),
         ({"networkIds": [999]}, "networkIds: no such network: 999"),

@@ -300,9 +300,7 @@ async def test_a_worker_that_fails_at_start_up_stops_the_others_and_the_parent_e
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         metrics_port = taken.getsockname()[1] - 1
-        gateway = cluster.prepare(
-            "w", args=["--workers", "2", "--metrics-port", str(metrics_port)]
-        )
+        gateway = cluster.prepare("w", args=["--workers", "2", "--metrics-port", str(metrics_port)])
         gateway.start()
         deadline = time.monotonic() + 30
         while gateway.returncode is None:
