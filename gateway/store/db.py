@@ -30,18 +30,41 @@ partition, a hung server) every request that needed a new connection waited a mi
 503, far longer than clients wait."""
 
 
+ACQUIRE_TIMEOUT = CONNECT_TIMEOUT
+"""Bound on waiting for a pooled connection, queueing and connecting together. Unbounded, the
+requests beyond the pool's size waited in waves while PostgreSQL was cut off: each wave of
+``max_size`` waited out a connect timeout in turn, the last ones minutes for their 503."""
+
+
+class BoundedPool(asyncpg.Pool):
+    """asyncpg's pool, whose every acquisition (the pool's own ``fetch``, ``execute``... go
+    through ``acquire`` too) is bounded by ``ACQUIRE_TIMEOUT`` unless the caller says."""
+
+    __slots__ = ()
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=ACQUIRE_TIMEOUT if timeout is None else timeout)
+
+
 async def create_pool(url: str, *, min_size: int = 0, max_size: int = 10) -> Pool:
     """No floor of idle connections by default: asyncpg restores a floor in the background and
     logs a traceback per attempt while the database is down."""
-    pool = await asyncpg.create_pool(
+    # What asyncpg.create_pool does, with the bounded class (it takes no pool class).
+    pool = BoundedPool(
         url,
         min_size=min_size,
         max_size=max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        setup=None,
         init=_init_connection,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         command_timeout=30,
         timeout=CONNECT_TIMEOUT,
     )
-    assert pool is not None
+    await pool
     return pool
 
 

@@ -354,14 +354,15 @@ async def test_a_postgres_that_accepts_no_connection_is_a_prompt_503(
 ) -> None:
     """PostgreSQL cut off rather than stopped: nothing refuses, a new connection just never
     completes (here: its postmaster paused, after the gateway's pooled connections were ended).
-    A request then waited asyncpg's default connect timeout, 60 s, for its 503."""
+    A request then waited asyncpg's default connect timeout, 60 s, for its 503; and with more
+    requests than the pool has connections (10), each wave of 10 waited its 5 s in turn."""
     (gateway,) = await own_cluster.start("a", redis_url=None)
     world = await make_world(http, gateway)
     postmaster = await cut_off(own_postgres)
     try:
         started = time.monotonic()
         answers = await asyncio.gather(
-            *(call(http, gateway, "GET", "/v1/networks", world.admin) for _ in range(3))
+            *(call(http, gateway, "GET", "/v1/networks", world.admin) for _ in range(35))
         )
         took = time.monotonic() - started
     finally:
