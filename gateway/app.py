@@ -174,6 +174,7 @@ def _sample(metrics: Metrics, pool: Pool, bus: Bus, hub: Hub, messages: MessageS
     """Levels and cold counters are read at scrape time: nothing to update in between."""
     metrics.sample_gauge("gateway_ws_sessions", lambda: len(hub.sessions))
     metrics.sample_gauge("gateway_persist_pending", lambda: messages.pending_count)
+    metrics.sample_gauge("gateway_persist_pending_bytes", lambda: messages.pending_bytes)
     metrics.sample_gauge("gateway_bus_connected", lambda: float(bus.healthy))
     metrics.sample_gauge("gateway_db_pool_in_use", lambda: pool.get_size() - pool.get_idle_size())
     metrics.sample_counter("gateway_persist_written", lambda: messages.written)
@@ -258,6 +259,7 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
             interval=settings.persist_interval,
             batch=settings.persist_batch,
             max_pending=settings.persist_max_pending,
+            max_pending_bytes=settings.persist_max_pending_bytes,
             health=health,
         )
         messages.start()

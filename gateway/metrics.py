@@ -145,6 +145,10 @@ class Metrics:
             ("gateway_ws_sessions", "Live WebSocket sessions on this instance"),
             ("gateway_persist_pending", "Notifications and commands acknowledged, not yet written"),
             (
+                "gateway_persist_pending_bytes",
+                "Bytes of payload (as JSON) of the messages acknowledged, not yet written",
+            ),
+            (
                 "gateway_bus_connected",
                 "1 while the bus transport is connected (always 1 in-process)",
             ),

@@ -29,6 +29,7 @@ FAMILIES = {
     "gateway_http_requests",
     "gateway_http_request_duration_seconds",
     "gateway_persist_pending",
+    "gateway_persist_pending_bytes",
     "gateway_persist_written",
     "gateway_persist_failed",
     "gateway_bus_connected",

@@ -178,6 +178,12 @@ class Settings:
         "acknowledged messages waiting to be written beyond which new ones are refused (503)",
         parse=p.positive_int,
     )
+    persist_max_pending_bytes: int = option(
+        256 * 1024 * 1024,
+        "bytes of payload (parameters, results as JSON) waiting to be written beyond which new "
+        "messages are refused (503)",
+        parse=p.positive_int,
+    )
     retention: float = option(
         30 * 86400.0, "how long notifications and commands are kept", parse=p.positive_duration
     )

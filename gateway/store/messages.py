@@ -1,8 +1,9 @@
 """Notifications and commands: numbered in memory, acknowledged at once, written in batches.
 
 Items stay in the pending set until their batch is committed, which lets a replay include what
-was acknowledged but not yet written. The pending set is bounded (``max_pending``): beyond it a
-new item is refused (503), never acknowledged and then dropped.
+was acknowledged but not yet written. The pending set is bounded, in items (``max_pending``)
+and in bytes of payload (``max_pending_bytes``): beyond either a new item is refused (503), never
+acknowledged and then dropped, nor held until the process runs out of memory.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
+
+import orjson
 
 from gateway import supervise
 from gateway.clock import at
@@ -39,12 +42,17 @@ class MessageStore:
         interval: float,
         batch: int,
         max_pending: int = 100_000,
+        max_pending_bytes: int = 256 * 1024 * 1024,
         health: DatabaseHealth | None = None,
     ) -> None:
         self.pool = pool
         self.interval = interval
         self.batch = batch
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self.pending_bytes = 0
+        self._sizes: dict[tuple[bool, int], int] = {}
+        """What each pending item counts in ``pending_bytes``, by (is a command, id)."""
         self.health = health
         self.writer = BatchWriter(pool)
         self.refused = 0
@@ -72,27 +80,43 @@ class MessageStore:
     def pending_count(self) -> int:
         return len(self._notifications) + len(self._commands)
 
-    def _admit(self, new: bool) -> None:
+    def _admit(self, key: tuple[bool, int], new: bool, size: int) -> None:
         """Refuse (503) rather than acknowledge what could not be kept: storage is behind by
-        ``max_pending`` items, or the store is closing."""
+        ``max_pending`` items or ``max_pending_bytes`` of payload, or the store is closing.
+        Counts what is admitted; a new state of a pending command is always admitted."""
         if self._closed:
             raise Unavailable("The gateway is shutting down; retry on another instance")
-        if not new or self.pending_count < self.max_pending:
+        if not new or (
+            self.pending_count < self.max_pending
+            # One item bigger than the bound alone is kept, or it could never be stored.
+            and (self.pending_bytes + size <= self.max_pending_bytes or not self.pending_bytes)
+        ):
             self._full = False
+            self.pending_bytes += size - self._sizes.get(key, 0)
+            self._sizes[key] = size
             return
         self.refused += 1
         if not self._full:
             self._full = True
             log.warning(
-                "%d messages wait to be written (GATEWAY_PERSIST_MAX_PENDING); "
+                "%d messages (%d bytes of payload) wait to be written "
+                "(GATEWAY_PERSIST_MAX_PENDING, GATEWAY_PERSIST_MAX_PENDING_BYTES); "
                 "refusing new ones until storage catches up",
                 self.pending_count,
+                self.pending_bytes,
             )
         raise Unavailable("Storage is behind; retry later", retry_after=1)
 
+    def _forget(self, key: tuple[bool, int]) -> None:
+        self.pending_bytes -= self._sizes.pop(key, 0)
+
     def add_notification(self, item: Notification) -> None:
-        """Raises Unavailable instead of queueing beyond ``max_pending``."""
-        self._admit(item.id not in self._notifications)
+        """Raises Unavailable instead of queueing beyond the bounds."""
+        self._admit(
+            (False, item.id),
+            item.id not in self._notifications,
+            len(item.notification) + _payload_bytes(item.parameters),
+        )
         self._notifications[item.id] = item
         if len(self._notifications) >= self.batch:
             self._wake.set()
@@ -101,8 +125,12 @@ class MessageStore:
 
     def put_command(self, item: Command) -> None:
         """A new command or a new state of one; the latest state is what gets written.
-        Raises Unavailable instead of queueing beyond ``max_pending``."""
-        self._admit(item.id not in self._commands)
+        Raises Unavailable instead of queueing beyond the bounds."""
+        self._admit(
+            (True, item.id),
+            item.id not in self._commands,
+            len(item.command) + _payload_bytes(item.parameters) + _payload_bytes(item.result),
+        )
         self._commands[item.id] = item
         if len(self._commands) >= self.batch:
             self._wake.set()
@@ -132,13 +160,15 @@ class MessageStore:
     def _settled_notifications(self, items: Sequence[Notification]) -> None:
         self.settled += len(items)
         for item in items:
-            self._notifications.pop(item.id, None)
+            if self._notifications.pop(item.id, None) is not None:
+                self._forget((False, item.id))
 
     def _settled_commands(self, items: Sequence[Command]) -> None:
         self.settled += len(items)
         for item in items:
             if self._commands.get(item.id) is item:
                 del self._commands[item.id]
+                self._forget((True, item.id))
 
     async def flush(self) -> None:
         """Write every full batch pending now (a backlog drains at once), or the one partial
@@ -307,6 +337,18 @@ class MessageStore:
                 if count < _PURGE_CHUNK:
                     break
         return deleted
+
+
+def _payload_bytes(value: Any) -> int:
+    """A free-form payload's size as JSON: what the memory an item holds grows with."""
+    if value is None:
+        return 0
+    if type(value) is str:
+        return len(value)
+    try:
+        return len(orjson.dumps(value))
+    except (orjson.JSONEncodeError, TypeError):
+        return 0  # cannot be stored either: the writer dead-letters it at once
 
 
 def without_payloads(columns: str) -> str:

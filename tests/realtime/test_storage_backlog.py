@@ -41,3 +41,42 @@ async def test_inserts_beyond_the_pending_cap_get_503_and_the_session_goes_on(
         assert await conn.fetchval("SELECT count(*) FROM commands") == 0
     finally:
         await conn.close()
+
+
+async def test_inserts_beyond_the_pending_bytes_get_503_and_what_was_acked_is_stored(
+    make_client: AppFactory, clean_db: str
+) -> None:
+    """The count alone bounded the backlog: big payloads held memory without limit while
+    storage was behind. Four 20 KB notifications fit in 100 KB, the fifth does not; a small
+    one still does."""
+    client = await make_client(persist_interval=60.0, persist_max_pending_bytes=100_000)
+    world = await build_world(client)
+    peer = await connect(client, world.admin)
+    blob = {"blob": "x" * 20_000}
+    for n in range(4):
+        await peer.ok(
+            "notification/insert",
+            deviceId="d1",
+            notification={"notification": f"{n}", "parameters": blob},
+        )
+    refused = await peer.request(
+        "notification/insert",
+        deviceId="d1",
+        notification={"notification": "big", "parameters": blob},
+    )
+    assert refused == {
+        "action": "notification/insert",
+        "requestId": refused["requestId"],
+        "status": "error",
+        "code": 503,
+        "error": "Storage is behind; retry later",
+    }
+    await peer.ok("notification/insert", deviceId="d1", notification={"notification": "small"})
+
+    await client.close()
+    conn = await asyncpg.connect(clean_db)
+    try:
+        stored = await conn.fetch("SELECT notification FROM notifications ORDER BY id")
+        assert [row["notification"] for row in stored] == ["0", "1", "2", "3", "small"]
+    finally:
+        await conn.close()

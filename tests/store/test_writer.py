@@ -192,6 +192,41 @@ async def test_beyond_max_pending_new_items_are_refused_but_updates_are_kept(poo
         store.add_notification(notification(6))
 
 
+async def test_beyond_max_pending_bytes_new_items_are_refused_and_written_ones_free_room(
+    pool: Pool,
+) -> None:
+    """Only the item count was bounded: 100,000 pending items of 1 MiB (a REST body) while
+    PostgreSQL was away would have held 100 GB before a single refusal."""
+    big = {"blob": "x" * 990}  # 1,001 bytes as JSON, plus the 11 of the name
+    store = MessageStore(pool, interval=60, batch=100, max_pending_bytes=3000)
+    store.add_notification(notification(1, parameters=big))
+    store.put_command(command(2, parameters=big))  # 1,001 + 6
+    assert store.pending_bytes == 2019
+    with pytest.raises(Unavailable) as refused:
+        store.add_notification(notification(3, parameters=big))
+    assert (refused.value.status, refused.value.retry_after) == (503, 1)
+    store.add_notification(notification(4, parameters={"small": 1}))  # 11 + 11: room for it
+    store.put_command(command(2, parameters=big, result=big))  # a new state: kept, counted
+    assert (store.pending_count, store.pending_bytes, store.refused) == (3, 3042, 1)
+
+    await store.flush()
+    assert (store.pending_count, store.pending_bytes) == (0, 0)
+    store.add_notification(notification(5, parameters=big))
+    assert await pool.fetchval("SELECT count(*) FROM notifications WHERE id IN (1, 4)") == 2
+    await store.close()
+
+
+async def test_one_item_bigger_than_max_pending_bytes_is_kept_when_nothing_waits(
+    pool: Pool,
+) -> None:
+    store = MessageStore(pool, interval=60, batch=100, max_pending_bytes=100)
+    store.add_notification(notification(1, parameters={"blob": "x" * 500}))
+    with pytest.raises(Unavailable):
+        store.add_notification(notification(2, parameters={"n": 1}))
+    await store.close()
+    assert await pool.fetchval("SELECT count(*) FROM notifications") == 1
+
+
 async def test_close_writes_everything_pending_and_says_so(
     pool: Pool, caplog: pytest.LogCaptureFixture
 ) -> None:
