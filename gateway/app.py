@@ -260,6 +260,7 @@ async def _lifespan(app: web.Application, settings: Settings) -> AsyncIterator[N
             batch=settings.persist_batch,
             max_pending=settings.persist_max_pending,
             max_pending_bytes=settings.persist_max_pending_bytes,
+            page_max_bytes=settings.history_page_max_bytes,
             health=health,
         )
         messages.start()

@@ -184,6 +184,12 @@ class Settings:
         "messages are refused (503)",
         parse=p.positive_int,
     )
+    history_page_max_bytes: int = option(
+        64 * 1024 * 1024,
+        "bytes of payload one history page (list, poll) may hold; a larger one is refused (422) "
+        "with a request to ask for fewer items",
+        parse=p.positive_int,
+    )
     retention: float = option(
         30 * 86400.0, "how long notifications and commands are kept", parse=p.positive_duration
     )

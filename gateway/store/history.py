@@ -13,7 +13,8 @@ from typing import Any
 
 from gateway.clock import at
 from gateway.errors import Unprocessable
-from gateway.store.messages import _KINDS, MessageStore, without_payloads
+from gateway.store.messages import MessageStore
+from gateway.store.rows import KINDS, payload_bytes, without_payloads
 from gateway.types import Command, Notification
 
 Item = Notification | Command
@@ -105,7 +106,7 @@ def _list(values: Collection[Any] | None) -> list[Any] | None:
 
 async def find(messages: MessageStore, query: Query) -> list[Item]:
     """One page of ``query``: the stored rows and the pending items that match, in order."""
-    table, name_column, columns, make = _KINDS[query.kind]
+    table, name_column, columns, make = KINDS[query.kind]
     direction = "DESC" if query.descending else "ASC"
     stamp = "last_updated" if query.updated else '"timestamp"'
     order = {
@@ -164,6 +165,7 @@ async def find(messages: MessageStore, query: Query) -> list[Item]:
     ordered = sorted(by_id.values(), key=_sort_key(query), reverse=query.descending)
     page = ordered[query.offset : window]
     wanted = [item.id for item in page if light.get(item.id) is item]
+    await _within_budget(messages, query, page, wanted)
     if not wanted:
         return page
     full = await messages.by_ids(query.kind, wanted)
@@ -173,6 +175,33 @@ async def find(messages: MessageStore, query: Query) -> list[Item]:
         for item in page
         if item.id in full or light.get(item.id) is not item
     ]
+
+
+async def _within_budget(
+    messages: MessageStore, query: Query, page: list[Item], wanted: list[int]
+) -> None:
+    """Refuse a page whose payloads exceed ``messages.page_max_bytes`` before they are read:
+    1,000 items of 1 MiB (a REST body) would have been 1 GB in memory for one request. A page
+    of one item is always served, or that item could never be read."""
+    if len(page) < 2:
+        return
+    budget = messages.page_max_bytes
+    stored = set(wanted)
+    held = sum(
+        len(item.name)
+        + payload_bytes(item.parameters)
+        + payload_bytes(getattr(item, "result", None))
+        for item in page
+        if item.id not in stored
+    )
+    total = held
+    if wanted and held <= budget:
+        total += await messages.stored_payload_bytes(query.kind, wanted)
+    if total > budget:
+        raise Unprocessable(
+            f"the {len(page)} items asked for hold {total} bytes of payload, more than "
+            f"GATEWAY_HISTORY_PAGE_MAX_BYTES ({budget}) allows in one reply; ask for fewer"
+        )
 
 
 def _updated(item: Item) -> float:

@@ -13,10 +13,8 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
-
-import orjson
 
 from gateway import supervise
 from gateway.clock import at
@@ -24,6 +22,13 @@ from gateway.errors import Unavailable
 from gateway.store.db import Pool
 from gateway.store.health import DatabaseHealth
 from gateway.store.ids import IdBlocks
+from gateway.store.rows import (
+    COMMAND_COLUMNS,
+    KINDS,
+    command_of,
+    payload_bytes,
+    without_payloads,
+)
 from gateway.store.writer import BatchWriter
 from gateway.types import COMMAND, NOTIFICATION, Command, Notification
 
@@ -43,6 +48,7 @@ class MessageStore:
         batch: int,
         max_pending: int = 100_000,
         max_pending_bytes: int = 256 * 1024 * 1024,
+        page_max_bytes: int = 64 * 1024 * 1024,
         health: DatabaseHealth | None = None,
     ) -> None:
         self.pool = pool
@@ -50,6 +56,8 @@ class MessageStore:
         self.batch = batch
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
+        self.page_max_bytes = page_max_bytes
+        """Bytes of payload one history page may hold (see ``history.find``)."""
         self.pending_bytes = 0
         self._sizes: dict[tuple[bool, int], int] = {}
         """What each pending item counts in ``pending_bytes``, by (is a command, id)."""
@@ -115,7 +123,7 @@ class MessageStore:
         self._admit(
             (False, item.id),
             item.id not in self._notifications,
-            len(item.notification) + _payload_bytes(item.parameters),
+            len(item.notification) + payload_bytes(item.parameters),
         )
         self._notifications[item.id] = item
         if len(self._notifications) >= self.batch:
@@ -129,7 +137,7 @@ class MessageStore:
         self._admit(
             (True, item.id),
             item.id not in self._commands,
-            len(item.command) + _payload_bytes(item.parameters) + _payload_bytes(item.result),
+            len(item.command) + payload_bytes(item.parameters) + payload_bytes(item.result),
         )
         self._commands[item.id] = item
         if len(self._commands) >= self.batch:
@@ -259,10 +267,10 @@ class MessageStore:
         if pending is not None:
             return pending
         row = await self.pool.fetchrow(
-            f"SELECT {_COMMAND_COLUMNS} FROM commands WHERE id = $1",  # noqa: S608 - fixed
+            f"SELECT {COMMAND_COLUMNS} FROM commands WHERE id = $1",  # noqa: S608 - fixed
             command_id,
         )
-        return None if row is None else _command(row)
+        return None if row is None else command_of(row)
 
     async def since(
         self,
@@ -282,7 +290,7 @@ class MessageStore:
         With ``updated`` (commands): those whose state changed after ``since``, by
         ``last_updated``, the commands created since included. ``light``: without their
         payloads (``by_ids`` reads them whole)."""
-        table, name_column, columns, make = _KINDS[kind]
+        table, name_column, columns, make = KINDS[kind]
         if light:
             columns = without_payloads(columns)
         stamp = '"last_updated"' if updated and kind == COMMAND else '"timestamp"'
@@ -303,9 +311,21 @@ class MessageStore:
         )
         return [make(row) for row in rows]
 
+    async def stored_payload_bytes(self, kind: str, ids: list[int]) -> int:
+        """What the payloads of these stored items take as JSON, read without sending them."""
+        table, name_column, _, _ = KINDS[kind]
+        sizes = f"octet_length({name_column}) + coalesce(octet_length(parameters::text), 0)"
+        if kind == COMMAND:
+            sizes += " + coalesce(octet_length(result::text), 0)"
+        total = await self.pool.fetchval(
+            f"SELECT sum({sizes}) FROM {table} WHERE id = any($1::bigint[])",  # noqa: S608
+            ids,
+        )
+        return int(total or 0)
+
     async def by_ids(self, kind: str, ids: list[int]) -> dict[int, Notification | Command]:
         """Stored items by id, whole (those not found are left out)."""
-        table, _, columns, make = _KINDS[kind]
+        table, _, columns, make = KINDS[kind]
         rows = await self.pool.fetch(
             f"SELECT {columns} FROM {table} WHERE id = any($1::bigint[])",  # noqa: S608 - fixed
             ids,
@@ -339,77 +359,10 @@ class MessageStore:
         return deleted
 
 
-def _payload_bytes(value: Any) -> int:
-    """A free-form payload's size as JSON: what the memory an item holds grows with."""
-    if value is None:
-        return 0
-    if type(value) is str:
-        return len(value)
-    try:
-        return len(orjson.dumps(value))
-    except (orjson.JSONEncodeError, TypeError):
-        return 0  # cannot be stored either: the writer dead-letters it at once
-
-
-def without_payloads(columns: str) -> str:
-    """``columns`` with a null in place of the free-form payloads (parameters, result): what
-    many rows are read with when only some of them will be sent."""
-    return columns.replace("parameters", "NULL::jsonb AS parameters").replace(
-        "result,", "NULL::jsonb AS result,"
-    )
-
-
 def _list(values: Iterable[Any] | None) -> list[Any] | None:
     return None if values is None else list(values)
-
-
-def _notification(row: Any) -> Notification:
-    return Notification(
-        id=row["id"],
-        device_id=row["device_id"],
-        network_id=row["network_id"],
-        device_type_id=row["device_type_id"],
-        notification=row["notification"],
-        parameters=row["parameters"],
-        timestamp=row["timestamp"].timestamp(),
-    )
-
-
-def _command(row: Any) -> Command:
-    return Command(
-        id=row["id"],
-        device_id=row["device_id"],
-        network_id=row["network_id"],
-        device_type_id=row["device_type_id"],
-        user_id=row["user_id"],
-        command=row["command"],
-        parameters=row["parameters"],
-        lifetime=row["lifetime"],
-        status=row["status"],
-        result=row["result"],
-        timestamp=row["timestamp"].timestamp(),
-        last_updated=row["last_updated"].timestamp(),
-    )
 
 
 _LAST_SECOND = 253402300799.0  # 9999-12-31T23:59:59Z: the last moment Python's datetime holds
 
 _PURGE_CHUNK = 10_000
-
-_CLAMPED = """LEAST({0}, '9999-12-31T23:59:59.999Z'::timestamptz) AS {0}"""
-"""A stored time Python cannot hold (year 10000, from before the edge limited timestamps)
-read as the last one it can: a replay that covers such a row must not fail."""
-
-_NOTIFICATION_COLUMNS = (
-    "id, device_id, network_id, device_type_id, notification, parameters, "
-    + _CLAMPED.format('"timestamp"')
-)
-_COMMAND_COLUMNS = (
-    "id, device_id, network_id, device_type_id, user_id, command, parameters, lifetime, "
-    "status, result, " + _CLAMPED.format('"timestamp"') + ", " + _CLAMPED.format("last_updated")
-)
-
-_KINDS: dict[str, tuple[str, str, str, Callable[[Any], Notification | Command]]] = {
-    NOTIFICATION: ("notifications", "notification", _NOTIFICATION_COLUMNS, _notification),
-    COMMAND: ("commands", "command", _COMMAND_COLUMNS, _command),
-}

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.api.routing import REST_KEY
+from gateway.app import WIRING_KEY
 from tests.conftest import bearer, wait_for
 from tests.realtime.helpers import (
     QUIET,
@@ -298,3 +299,40 @@ async def test_long_polls_waiting_at_once_are_bounded_per_user(make_client: Any)
     for answer in await asyncio.wait_for(asyncio.gather(*polls), 5):
         assert [n["id"] for n in answer["notifications"]] == [body["notification"]["id"]]
     assert history._waiting == {}
+
+
+async def test_a_page_beyond_the_payload_budget_is_refused_and_fewer_items_are_served(
+    make_client: Any, clean_db: str
+) -> None:
+    """A page's payloads were read whole, however big: 1,000 items of 1 MiB (a REST body) was
+    1 GB in memory for one request. Counted before reading, pending items and stored alike."""
+    client = await make_client(history_page_max_bytes=50_000)
+    world = await build_world(client)
+    peer = await connect(client, world.admin)
+    blob = {"blob": "x" * 20_000}
+    for n in range(3):
+        await peer.ok(
+            "notification/insert",
+            deviceId="d1",
+            notification={"notification": f"n{n}", "parameters": blob},
+        )
+    path = "/v1/devices/d1/notifications"
+    alice = await connect(client, world.alice)
+
+    async def refused(size: int) -> None:
+        expected = (
+            f"the 3 items asked for hold {size} bytes of payload, more than "
+            "GATEWAY_HISTORY_PAGE_MAX_BYTES (50000) allows in one reply; ask for fewer"
+        )
+        assert await _error(world, path, world.alice, 422) == expected
+        reply = await alice.request("notification/list", deviceId="d1")
+        assert (reply["status"], reply["code"], reply["error"]) == ("error", 422, expected)
+        page = await rest(world.client, "GET", f"{path}?limit=2", world.alice, 200)
+        assert [item["notification"] for item in page["notifications"]] == ["n0", "n1"]
+        listed = await alice.ok("notification/list", deviceId="d1", take=2)
+        assert len(listed["notifications"]) == 2
+
+    await refused(3 * (2 + 20_011))  # pending: as the gateway encodes them
+    store = client.app[WIRING_KEY].realtime.messages.messages
+    await wait_for(lambda: store.pending_count == 0)
+    await refused(3 * (2 + 20_012))  # stored: as PostgreSQL prints jsonb
