@@ -18,6 +18,7 @@ from tests.realtime.helpers import (
     World,
     build_world,
     connect,
+    insert_big,
     insert_notifications,
     mint,
     rest,
@@ -309,13 +310,7 @@ async def test_a_page_beyond_the_payload_budget_is_refused_and_fewer_items_are_s
     client = await make_client(history_page_max_bytes=50_000)
     world = await build_world(client)
     peer = await connect(client, world.admin)
-    blob = {"blob": "x" * 20_000}
-    for n in range(3):
-        await peer.ok(
-            "notification/insert",
-            deviceId="d1",
-            notification={"notification": f"n{n}", "parameters": blob},
-        )
+    await insert_big(peer, ["n0", "n1", "n2"], 20_000)
     path = "/v1/devices/d1/notifications"
     alice = await connect(client, world.alice)
 

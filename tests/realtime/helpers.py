@@ -339,6 +339,17 @@ async def wait_past_second_boundary() -> None:
     await asyncio.sleep(1.0 - time.time() % 1.0 + 0.01)
 
 
+async def insert_big(peer: Peer, names: list[str], size: int) -> None:
+    """Notifications of d1 named ``names``, each with parameters {"blob": "x" * size}: what
+    the byte bounds are tested with."""
+    for name in names:
+        await peer.ok(
+            "notification/insert",
+            deviceId="d1",
+            notification={"notification": name, "parameters": {"blob": "x" * size}},
+        )
+
+
 async def insert_notifications(peer: Peer, named: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """Notifications of d1 (network 1, device type 1) at the given (timestamp, name) pairs, with
     parameters {"i": index}; returned as the history shows them."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 
 from tests.conftest import AppFactory
-from tests.realtime.helpers import build_world, connect
+from tests.realtime.helpers import build_world, connect, insert_big
 
 
 async def test_inserts_beyond_the_pending_cap_get_503_and_the_session_goes_on(
@@ -52,17 +52,11 @@ async def test_inserts_beyond_the_pending_bytes_get_503_and_what_was_acked_is_st
     client = await make_client(persist_interval=60.0, persist_max_pending_bytes=100_000)
     world = await build_world(client)
     peer = await connect(client, world.admin)
-    blob = {"blob": "x" * 20_000}
-    for n in range(4):
-        await peer.ok(
-            "notification/insert",
-            deviceId="d1",
-            notification={"notification": f"{n}", "parameters": blob},
-        )
+    await insert_big(peer, ["0", "1", "2", "3"], 20_000)
     refused = await peer.request(
         "notification/insert",
         deviceId="d1",
-        notification={"notification": "big", "parameters": blob},
+        notification={"notification": "big", "parameters": {"blob": "x" * 20_000}},
     )
     assert refused == {
         "action": "notification/insert",
