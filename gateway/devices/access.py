@@ -10,6 +10,9 @@ from gateway.devices.registry import Registry
 from gateway.errors import Forbidden, NotFound
 from gateway.types import Action, Command, Device, Notification, Principal
 
+_NO_MEMBERSHIPS: frozenset[int] = frozenset()
+"""An admin's: an admin reaches every network without being a member of any."""
+
 
 class Access:
     def __init__(self, registry: Registry) -> None:
@@ -17,7 +20,7 @@ class Access:
 
     async def memberships(self, principal: Principal) -> frozenset[int]:
         if principal.is_admin:
-            return frozenset()
+            return _NO_MEMBERSHIPS
         known = self.registry.known_memberships(principal.user_id)
         if known is not None:
             return known
@@ -49,9 +52,30 @@ class Access:
         """The device types a client may reach, when not all (after ``memberships``)."""
         return None if principal.is_admin else self.registry.type_limits(principal.user_id)
 
+    def known_device_for(
+        self, principal: Principal, device_id: str, action: Action
+    ) -> Device | None:
+        """``device_for`` from the caches alone, so the hot path needs no coroutine: None when
+        the device or the principal's memberships are not cached yet."""
+        self.require(principal, action)
+        device = self.registry.device(device_id)
+        if device is None:
+            return None
+        memberships = (
+            _NO_MEMBERSHIPS
+            if principal.is_admin
+            else self.registry.known_memberships(principal.user_id)
+        )
+        if memberships is None:
+            return None
+        self.check_device(principal, device, memberships)
+        return device
+
     async def device_for(self, principal: Principal, device_id: str, action: Action) -> Device:
         """The device, when the principal holds ``action`` and reaches it; else 403/404."""
-        self.require(principal, action)
+        device = self.known_device_for(principal, device_id, action)
+        if device is not None:
+            return device
         device = self.registry.device(device_id) or await self.registry.fetch_device(device_id)
         if device is None:
             raise NotFound(f"Device {device_id} not found")

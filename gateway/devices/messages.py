@@ -48,11 +48,18 @@ class Messages:
         parameters: Any,
         timestamp: float | None,
     ) -> Notification:
-        device = await self.access.device_for(principal, device_id, Action.CreateDeviceNotification)
+        # The cached answers first: on the hot path neither needs a coroutine.
+        access = self.access
+        device = access.known_device_for(
+            principal, device_id, Action.CreateDeviceNotification
+        ) or await access.device_for(principal, device_id, Action.CreateDeviceNotification)
         if device.is_blocked:
             raise Forbidden(f"Device {device_id} is blocked")
+        item_id = self.messages.take_id()
+        if item_id is None:
+            item_id = await self.messages.next_id()
         notification = Notification(
-            id=await self.messages.next_id(),
+            id=item_id,
             device_id=device.id,
             network_id=device.network_id,
             device_type_id=device.device_type_id,

@@ -33,15 +33,22 @@ class IdBlocks:
             start: int = await self.pool.fetchval("SELECT nextval('message_id_blocks')")
         return start
 
-    async def next_id(self) -> int:
-        """Returns without touching the database except once per block."""
-        while self._next >= self._end:
-            await self._new_block()
+    def take(self) -> int | None:
+        """The next id of the current block, or None when it is used up (``next_id`` waits
+        for a new one); the hot path calls this first and needs no coroutine."""
         value = self._next
-        self._next += 1
+        if value >= self._end:
+            return None
+        self._next = value + 1
         if self._end - self._next == BLOCK // 2 and self._refill is None:
             self._refill = asyncio.create_task(self._take_block())
             self._refill.add_done_callback(_retrieve)
+        return value
+
+    async def next_id(self) -> int:
+        """Returns without touching the database except once per block."""
+        while (value := self.take()) is None:
+            await self._new_block()
         return value
 
     async def _take_after(self, refill: asyncio.Task[int] | None) -> int:

@@ -79,6 +79,10 @@ class MessageStore:
         self.lost_at_close = 0
         """Acknowledged items ``close`` could not write (the process's exit status says so)."""
 
+    def take_id(self) -> int | None:
+        """A new message id, or None when one must be awaited from ``next_id``."""
+        return self.ids.take()
+
     async def next_id(self) -> int:
         return await self.ids.next_id()
 
@@ -95,7 +99,7 @@ class MessageStore:
         if self._closed:
             raise Unavailable("The gateway is shutting down; retry on another instance")
         if not new or (
-            self.pending_count < self.max_pending
+            len(self._notifications) + len(self._commands) < self.max_pending
             # One item bigger than the bound alone is kept, or it could never be stored.
             and (self.pending_bytes + size <= self.max_pending_bytes or not self.pending_bytes)
         ):

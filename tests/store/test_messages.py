@@ -7,6 +7,7 @@ import asyncio
 import time
 
 from gateway.store.db import Pool
+from gateway.store.ids import BLOCK
 from gateway.store.messages import MessageStore
 from gateway.types import COMMAND, NOTIFICATION, Command, Notification
 
@@ -55,6 +56,16 @@ async def test_ids_are_unique_across_stores_and_blocks(pool: Pool) -> None:
     ids = [await first.next_id() for _ in range(1500)] + [await second.next_id() for _ in range(10)]
     assert len(set(ids)) == len(ids)
     assert ids[:1500] == sorted(ids[:1500])
+
+
+async def test_take_id_numbers_without_waiting_until_the_block_is_used_up(pool: Pool) -> None:
+    store = _store(pool)
+    assert store.take_id() is None  # no block yet: next_id fetches one
+    first = await store.next_id()
+    taken = [store.take_id() for _ in range(BLOCK - 1)]
+    assert taken == list(range(first + 1, first + BLOCK))
+    assert store.take_id() is None
+    assert await store.next_id() >= first + BLOCK
 
 
 async def test_an_item_is_pending_until_its_batch_is_written(pool: Pool) -> None:
