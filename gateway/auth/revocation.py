@@ -40,9 +40,10 @@ class RevocationView:
             return True
         if principal.parents and any(parent in self._sessions for parent in principal.parents):
             return True
-        user = self._users.get(str(principal.user_id))
-        if user is not None and principal.issued_at < user[0]:
-            return True
+        if self._users:  # usually empty: no string made per message for the look-up
+            user = self._users.get(str(principal.user_id))
+            if user is not None and principal.issued_at < user[0]:
+                return True
         devices = principal.scope.device_ids
         if devices is not None and self._devices:
             for device_id in devices:

@@ -216,8 +216,13 @@ class Dispatcher:
             self._received[action_name].inc()
             if spec.needs_token:
                 self._check_token(session)
-            if session.principal is not None and action_name not in PLUGIN_ACTIONS:
-                refuse_plugin(session.principal, action_name)
+            principal = session.principal
+            if (
+                principal is not None
+                and principal.scope.topic is not None
+                and action_name not in PLUGIN_ACTIONS
+            ):
+                refuse_plugin(principal, action_name)
             if spec.plain is None or _may_hold_nul(raw) or not spec.plain(request):
                 try:
                     request = spec.schema.check(request, "")

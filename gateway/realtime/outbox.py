@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Protocol
 
 _SHORT = tuple(bytes((0x81, n)) for n in range(126))
@@ -18,18 +18,23 @@ _MEDIUM = struct.Struct("!BBH").pack
 _LONG = struct.Struct("!BBQ").pack
 
 
-def text_frames(payloads: Iterable[bytes]) -> bytes:
+def _header(length: int) -> bytes:
+    if length < 126:
+        return _SHORT[length]
+    if length < 65536:
+        return _MEDIUM(0x81, 126, length)
+    return _LONG(0x81, 127, length)
+
+
+def text_frames(payloads: Sequence[bytes]) -> bytes:
     """Unmasked, unfragmented server text frames (RFC 6455 5.2), concatenated."""
+    if len(payloads) == 1:  # the usual step at a moderate rate: no list, no join
+        payload = payloads[0]
+        return _header(len(payload)) + payload
     parts: list[bytes] = []
     append = parts.append
     for payload in payloads:
-        length = len(payload)
-        if length < 126:
-            append(_SHORT[length])
-        elif length < 65536:
-            append(_MEDIUM(0x81, 126, length))
-        else:
-            append(_LONG(0x81, 127, length))
+        append(_header(len(payload)))
         append(payload)
     return b"".join(parts)
 

@@ -182,39 +182,31 @@ class Session:
                 OUTBOX.add(self)
         queue.append(data)
         self._queued_bytes += len(data)
-        self._over_limit()
+        if len(queue) > 1 or self._held:  # one frame alone is within the bounds (see below)
+            self._over_limit()
 
     def write_queued(self) -> None:
-        """Write what is queued in one go (the outbox calls this at the end of a step); a
-        paused socket gets a writer task that waits for it to drain."""
+        """Write what is queued in one go (the outbox calls this at the end of a step) straight
+        to the transport; a paused socket (its peer is not reading) gets a writer task that
+        waits for it to drain, and so does a socket before its upgrade or with compression."""
         queue = self._queue
         if self._writer is not None or queue is None:
             return
         if not queue:
             self._queue = None
             return
-        transport = self._transport()
-        if transport is None:
+        writer = self.ws._writer
+        if writer is None or writer.compress or writer.protocol.writing_paused:
             self._writer = asyncio.create_task(self._drain(), name=session_task(self.id))
             return
         self._queue = None
         self._queued_bytes = 0
-        self._write(transport, text_frames(queue))
-
-    def _transport(self) -> asyncio.WriteTransport | None:
-        """The socket's transport when frames may go straight to it: not before the upgrade,
-        not with compression, not while it is paused (the peer is not reading)."""
-        writer = self.ws._writer
-        if writer is None or writer.compress or writer.protocol.writing_paused:
-            return None
-        return writer.transport
-
-    def _write(self, transport: asyncio.WriteTransport, frames: bytes) -> None:
+        transport = writer.transport
         if transport.is_closing():
             log.debug("session %s: send failed: transport closing", self.id)
             return
         try:
-            transport.write(frames)
+            transport.write(text_frames(queue))
         except (ConnectionError, RuntimeError) as exc:
             log.debug("session %s: send failed: %s", self.id, exc)
 
