@@ -39,7 +39,7 @@ from bench.infra import (
     redis_version,
 )
 
-SCENARIOS = ("authcheck", "fanout", "cluster", "connections", "revocation", "login")
+SCENARIOS = ("authcheck", "fanout", "calls", "cluster", "connections", "revocation", "login")
 
 
 def _parser() -> argparse.ArgumentParser:

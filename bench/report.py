@@ -541,6 +541,19 @@ def authcheck_table(authcheck: dict[str, Any]) -> str:
     )
 
 
+def calls_table(calls: dict[str, Any]) -> str:
+    per = calls["calls_per_message"]
+    lead = (
+        f"Each server under cProfile, 1:1 x10 at {calls['rate']:,} msg/s, measured phases of "
+        f"{' and '.join(f'{s:.0f}' for s in calls['seconds'])} s, the difference divided by "
+        f"the difference in messages: **{per['gateway']:.1f} calls per message against "
+        f"{per['baseline']:.1f} for the bare relay ({fmt(calls['ratio'], 2)}x)**. The gateway's "
+        "most frequent calls per message (builtins included), and the relay's count of the same:"
+    )
+    rows = [[name, f"{n:.2f}", f"{b:.2f}"] for name, n, b in calls["gateway_top"]]
+    return lead + "\n\n" + table(["call", "gateway", "bare relay"], rows)
+
+
 # -- profiles ------------------------------------------------------------------------------
 
 
@@ -710,6 +723,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         ("revocation", "Revocation latency (two instances, Redis bus)", revocation_table),
         ("login", "Logins and event-loop lag", login_table),
         ("authcheck", "Per-message authorization check (timeit, best of 5)", authcheck_table),
+        ("calls", "Python calls per message (counted, not timed)", calls_table),
     )
     for name, title, render in sections:
         status = summary["status"].get(name)
