@@ -24,6 +24,10 @@ REPLAY_CHUNK = 100
 """Items of a page read whole at a time, as the replay sends them: a page of big items is
 never held at once."""
 
+REPLAY_CHUNK_BYTES = 4 * 1024 * 1024
+"""And no more payload than this per read (one item bigger than it is read alone): a hundred
+items of a megabyte each would otherwise be 100 MB in memory for one replay."""
+
 Item = Notification | Command
 
 Publish = Callable[[bytes, Notification | Command], None]
@@ -172,7 +176,10 @@ class Messages:
         async def whole(ids: list[int]) -> dict[int, Item]:
             return await self.messages.by_ids(kind, ids)
 
-        return History(read, pending, since, page, whole, stamp)
+        async def sizes(ids: list[int]) -> dict[int, int]:
+            return await self.messages.payload_sizes(kind, ids)
+
+        return History(read, pending, since, page, whole, sizes, stamp)
 
 
 def _timestamp(item: Item) -> float:
@@ -196,9 +203,11 @@ class History:
         since: float,
         page: int,
         whole: Callable[[list[int]], Awaitable[dict[int, Item]]],
+        sizes: Callable[[list[int]], Awaitable[dict[int, int]]],
         stamp: Callable[[Item], float] = _timestamp,
     ) -> None:
         self._stamp = stamp
+        self._sizes = sizes
         self._read = read
         self._pending = pending
         self._cursor: tuple[float, int | None] = (since, None)
@@ -218,10 +227,13 @@ class History:
                 if page is None:
                     return None
                 self._ahead, self._at = page, 0
-            chunk = self._ahead[self._at : self._at + REPLAY_CHUNK]
-            self._at += len(chunk)
             light = self._light
+            chunk = self._ahead[self._at : self._at + REPLAY_CHUNK]
             wanted = [item.id for item in chunk if light.get(item.id) is item]
+            if len(wanted) > 1:
+                chunk = await self._within_budget(chunk, wanted)
+                wanted = [item.id for item in chunk if light.get(item.id) is item]
+            self._at += len(chunk)
             full = await self._whole(wanted) if wanted else {}
             # A row purged since its page was read is left out.
             items = [
@@ -231,6 +243,19 @@ class History:
             ]
             if items:
                 return items
+
+    async def _within_budget(self, chunk: list[Item], stored: list[int]) -> list[Item]:
+        """The longest head of ``chunk`` whose stored payloads (``stored``: their ids) fit in
+        REPLAY_CHUNK_BYTES, at least one item; pending items are in memory already."""
+        sizes = await self._sizes(stored)
+        light = self._light
+        total = 0
+        for taken, item in enumerate(chunk):
+            if light.get(item.id) is item:
+                total += sizes.get(item.id, 0)
+                if total > REPLAY_CHUNK_BYTES and taken:
+                    return chunk[:taken]
+        return chunk
 
     async def _next_page(self) -> list[Item] | None:
         if self._done:

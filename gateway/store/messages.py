@@ -317,15 +317,21 @@ class MessageStore:
 
     async def stored_payload_bytes(self, kind: str, ids: list[int]) -> int:
         """What the payloads of these stored items take as JSON, read without sending them."""
-        table, name_column, _, _ = KINDS[kind]
-        sizes = f"octet_length({name_column}) + coalesce(octet_length(parameters::text), 0)"
-        if kind == COMMAND:
-            sizes += " + coalesce(octet_length(result::text), 0)"
+        table, size = _size_of(kind)
         total = await self.pool.fetchval(
-            f"SELECT sum({sizes}) FROM {table} WHERE id = any($1::bigint[])",  # noqa: S608
+            f"SELECT sum({size}) FROM {table} WHERE id = any($1::bigint[])",  # noqa: S608
             ids,
         )
         return int(total or 0)
+
+    async def payload_sizes(self, kind: str, ids: list[int]) -> dict[int, int]:
+        """``stored_payload_bytes`` item by item (those not found are left out)."""
+        table, size = _size_of(kind)
+        rows = await self.pool.fetch(
+            f"SELECT id, {size} AS size FROM {table} WHERE id = any($1::bigint[])",  # noqa: S608
+            ids,
+        )
+        return {row["id"]: row["size"] for row in rows}
 
     async def by_ids(self, kind: str, ids: list[int]) -> dict[int, Notification | Command]:
         """Stored items by id, whole (those not found are left out)."""
@@ -370,3 +376,12 @@ def _list(values: Iterable[Any] | None) -> list[Any] | None:
 _LAST_SECOND = 253402300799.0  # 9999-12-31T23:59:59Z: the last moment Python's datetime holds
 
 _PURGE_CHUNK = 10_000
+
+
+def _size_of(kind: str) -> tuple[str, str]:
+    """The table of ``kind`` and the SQL of an item's payload size as JSON text."""
+    table, name_column, _, _ = KINDS[kind]
+    size = f"octet_length({name_column}) + coalesce(octet_length(parameters::text), 0)"
+    if kind == COMMAND:
+        size += " + coalesce(octet_length(result::text), 0)"
+    return table, size
