@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 from gateway.app import WIRING_KEY
-from gateway.devices.messages import REPLAY_CHUNK_BYTES
+from gateway.devices.messages import REPLAY_CHUNK_BYTES, Item
 from tests.conftest import AppFactory
 from tests.realtime.helpers import build_world
+
+
+async def _replay_reads(client: Any) -> list[list[Item]]:
+    """What each read of a replay of d1's notifications since 999,999 s (epoch) returns."""
+    messages = client.app[WIRING_KEY].realtime.messages
+    history = await messages.history(
+        "notification", 999_999.0, device_ids=["d1"], network_ids=None, names=None
+    )
+    chunks = []
+    while (chunk := await history.next_page()) is not None:
+        chunks.append(chunk)
+    return chunks
 
 
 async def test_a_replay_reads_big_items_a_few_at_a_time_and_misses_none(
@@ -33,13 +47,7 @@ async def test_a_replay_reads_big_items_a_few_at_a_time_and_misses_none(
         )
     finally:
         await conn.close()
-    messages = client.app[WIRING_KEY].realtime.messages
-    history = await messages.history(
-        "notification", 999_999.0, device_ids=["d1"], network_ids=None, names=None
-    )
-    chunks = []
-    while (chunk := await history.next_page()) is not None:
-        chunks.append(chunk)
+    chunks = await _replay_reads(client)
     assert [len(chunk) for chunk in chunks] == [4, 4, 5]
     items = [item for chunk in chunks for item in chunk]
     assert [item.id for item in items] == list(range(20000001, 20000014))
@@ -65,11 +73,5 @@ async def test_an_item_bigger_than_the_read_budget_is_read_alone(
         )
     finally:
         await conn.close()
-    messages = client.app[WIRING_KEY].realtime.messages
-    history = await messages.history(
-        "notification", 999_999.0, device_ids=["d1"], network_ids=None, names=None
-    )
-    chunks = []
-    while (chunk := await history.next_page()) is not None:
-        chunks.append([item.id for item in chunk])
-    assert chunks == [[30000001], [30000002], [30000003]]
+    chunks = await _replay_reads(client)
+    assert [[item.id for item in chunk] for chunk in chunks] == [[30000001], [30000002], [30000003]]
