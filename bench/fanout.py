@@ -141,7 +141,7 @@ def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         if key in _SUMMED:
             present = [r[key] for r in rounds if r.get(key) is not None]
             merged[key] = sum(present) if present else None
-        elif key == "latency_ms":
+        elif key in ("latency_ms", "socket_latency_ms"):
             merged[key] = {
                 k: _median([r[key][k] for r in rounds])
                 for k, v in value.items()
@@ -461,6 +461,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                     "baseline_latency_ms": base["latency_ms"],
                     "gateway_latency_ms": gate["latency_ms"],
                     "p99_ratio": ratio(gate["latency_ms"]["p99"], base["latency_ms"]["p99"]),
+                    "baseline_socket_latency_ms": base.get("socket_latency_ms"),
+                    "gateway_socket_latency_ms": gate.get("socket_latency_ms"),
                     "stored_delivered_per_s": control.get("delivered_per_s"),
                     "stored_cpu_percent": control.get("server_cpu_percent"),
                     "stored_latency_ms": control.get("latency_ms"),

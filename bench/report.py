@@ -234,6 +234,13 @@ def _lat(latency: dict[str, Any]) -> str:
     return f"{fmt(latency['p50'], 2)} / {fmt(latency['p99'], 2)} / {fmt(latency['max'], 1)}"
 
 
+def _socket_p99(row: dict[str, Any]) -> str:
+    base, gate = row.get("baseline_socket_latency_ms"), row.get("gateway_socket_latency_ms")
+    if not base or not gate:
+        return "n/a"
+    return f"{fmt(base['p99'], 2)} / {fmt(gate['p99'], 2)}"
+
+
 def fanout_tables(fanout: dict[str, Any]) -> str:
     rows = fanout["summary"]["rows"]
     throughput = table(
@@ -281,6 +288,7 @@ def fanout_tables(fanout: dict[str, Any]) -> str:
             "relay that stores: p50 / p99 / max ms",
             "its CPU %",
             "gateway p99 ratio to it",
+            "p99 at the dashboards' sockets: baseline / gateway ms",
         ],
         [
             [
@@ -292,6 +300,7 @@ def fanout_tables(fanout: dict[str, Any]) -> str:
                 _lat(r["stored_latency_ms"]) if r.get("stored_latency_ms") else "n/a",
                 r.get("stored_cpu_percent"),
                 x(r.get("p99_ratio_vs_stored")),
+                _socket_p99(r),
             ]
             for r in rows
         ],
@@ -331,7 +340,9 @@ def fanout_tables(fanout: dict[str, Any]) -> str:
         + throughput
         + "\n\n**End-to-end latency** (publisher send to dashboard receive; the control is the "
         "bare relay also writing what it acknowledges to the same PostgreSQL, every 50 ms with "
-        "the gateway's insert)\n\n"
+        "the gateway's insert; the last column times the same pushes to when the kernel queued "
+        "them on the dashboard's socket, without the load generator's own delay in reading "
+        "them)\n\n"
         + latency
         + "\n\n**Nothing lost** (gateway; stored = rows in `notifications` after the writer "
         "flushed)\n\n" + counts

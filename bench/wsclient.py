@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
 import struct
 import time
 from collections.abc import Callable
@@ -54,6 +55,9 @@ class WSClient(asyncio.Protocol):
         self.close_code: int | None = None
         self.close_at: float | None = None
         self.on_frame: FrameHandler | None = None
+        self.received_ns = 0
+        """With ``connect(stamped=True)``: when the kernel queued the bytes of the last read
+        (CLOCK_REALTIME ns), so the client's own scheduling delay is not counted as latency."""
         self.after_read: Callable[[], None] | None = None
         self.frames = 0
         self._reply: asyncio.Future[bytes] | None = None
@@ -184,22 +188,136 @@ class WSClient(asyncio.Protocol):
         self.write(frame(struct.pack("!H", 1000), CLOSE))
 
 
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+"""Linux: a receive timestamp (struct timespec, CLOCK_REALTIME) with every ``recvmsg``; on
+loopback the kernel takes it when the sender's write enters the stack."""
+_STAMP = struct.Struct("@qq")
+
+
+class StampedTransport:
+    """Just enough of a transport over a raw socket read with ``recvmsg``, so that every read
+    carries the kernel's receive timestamp (asyncio's transports drop ancillary data)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._protocol: WSClient | None = None
+        self._pending = bytearray()
+        self._closing = False
+        self._space = socket.CMSG_SPACE(_STAMP.size)
+
+    def start(self, protocol: WSClient) -> None:
+        self._protocol = protocol
+        protocol.connection_made(cast(asyncio.Transport, self))
+        self._loop.add_reader(self._sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        protocol = self._protocol
+        assert protocol is not None
+        try:
+            data, ancillary, _, _ = self._sock.recvmsg(1 << 18, self._space)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if not data:
+            self._lost(None)
+            return
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                seconds, nanoseconds = _STAMP.unpack(value[: _STAMP.size])
+                protocol.received_ns = seconds * 1_000_000_000 + nanoseconds
+        protocol.data_received(data)
+
+    def write(self, data: bytes) -> None:
+        if self._closing:
+            return
+        if not self._pending:
+            try:
+                sent = self._sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self._lost(exc)
+                return
+            if sent == len(data):
+                return
+            data = data[sent:]
+            self._loop.add_writer(self._sock.fileno(), self._writable)
+        self._pending += data
+
+    def _writable(self) -> None:
+        try:
+            sent = self._sock.send(self._pending)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        del self._pending[:sent]
+        if not self._pending:
+            self._loop.remove_writer(self._sock.fileno())
+            if self._closing:
+                self._lost(None)
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._pending)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        self._closing = True
+        if not self._pending:
+            self._lost(None)
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self._lost(None)
+
+    def _lost(self, exc: Exception | None) -> None:
+        if self._sock.fileno() < 0:
+            return
+        self._closing = True
+        self._loop.remove_reader(self._sock.fileno())
+        self._loop.remove_writer(self._sock.fileno())
+        self._sock.close()
+        if self._protocol is not None:
+            self._protocol.connection_lost(exc)
+
+
 async def connect(
     host: str,
     port: int,
     path: str = "/v1/ws",
     timeout: float = 10.0,
     source: str | None = None,
+    stamped: bool = False,
 ) -> WSClient:
     """Open a TCP connection and complete the WebSocket upgrade (bounded by ``timeout``);
-    ``source``: the local address to connect from (each has its own ephemeral ports)."""
+    ``source``: the local address to connect from (each has its own ephemeral ports);
+    ``stamped``: read through a ``StampedTransport`` (``WSClient.received_ns`` is set)."""
     loop = asyncio.get_running_loop()
     local = None if source is None else (source, 0)
 
     async def open_() -> WSClient:
-        _, protocol = await loop.create_connection(
-            lambda: WSClient(host, port, path), host, port, local_addr=local
-        )
+        protocol = WSClient(host, port, path)
+        if stamped:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                if local is not None:
+                    sock.bind(local)
+                await loop.sock_connect(sock, (host, port))
+            except BaseException:
+                sock.close()
+                raise
+            StampedTransport(loop, sock).start(protocol)
+        else:
+            await loop.create_connection(lambda: protocol, host, port, local_addr=local)
         await protocol.upgraded
         return protocol
 
