@@ -24,7 +24,7 @@ import asyncpg
 
 from bench import profile
 from bench.common import CLIENT_PASSWORD, Context, LoadGen, api, ratio
-from bench.infra import Server, backend_pids, renice
+from bench.infra import Server, as_remote_database, backend_pids
 
 STORED = "stored"
 """The control: the bare relay writing what it acknowledges to the same PostgreSQL, with the
@@ -218,10 +218,11 @@ def _spec(
 
 
 async def _watch_postgres(ctx: Context) -> list[str]:
-    """Sample (and give our priority to) the PostgreSQL backends serving the gateway."""
+    """Sample the PostgreSQL backends of the run's database, and keep them off the measured
+    server's core (as on a host of their own, see ``infra.as_remote_database``)."""
     names = []
     for pid in await backend_pids(ctx.database_url):
-        renice(pid)
+        as_remote_database(pid, ctx.client_cpus)
         ctx.sampler.watch(f"pg{pid}", pid)
         names.append(f"pg{pid}")
     return names

@@ -312,6 +312,24 @@ class Sampler:
         return max(inside) if inside else None
 
 
+def as_remote_database(pid: int, cpus: frozenset[int] | None) -> bool:
+    """Make a PostgreSQL backend of the run behave as if on a host of its own, as deployed.
+
+    Left to the scheduler at the benchmark's priority, a backend committing a batch ran on the
+    server's core for up to 9 ms at a time while the server waited to be woken (``perf sched
+    timehist``: every delay over 2 ms of the gateway's loop thread was a backend, or the host's
+    ``kdamond``), which no server can hide. So it is pinned to the load generators' CPUs and runs
+    at ``SCHED_IDLE`` there: it takes only the time they leave, and a waking load generator
+    preempts it at once, so the offered load keeps its schedule."""
+    try:
+        if cpus:
+            os.sched_setaffinity(pid, cpus)
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+    except OSError:
+        return False
+    return True
+
+
 async def backend_pids(database_url: str) -> list[int]:
     """PIDs of the PostgreSQL backends connected to the benchmark database (if local)."""
     conn = await asyncpg.connect(database_url, timeout=5)
