@@ -58,8 +58,9 @@ def iso(epoch: float) -> str:
 class Relay:
     """Routes by device and by network; one serialization per message for all subscribers."""
 
-    def __init__(self, lean: bool = False) -> None:
+    def __init__(self, lean: bool = False, heartbeat: float = HEARTBEAT) -> None:
         self.lean = lean
+        self.heartbeat = heartbeat
         """Drop each message once handled (a what-if: as written, the read loop keeps its last
         message and its parse alive while the socket idles, as straightforward code does)."""
         self.pending: list[Notification] | None = None
@@ -148,7 +149,7 @@ class Relay:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(
-            heartbeat=HEARTBEAT, max_msg_size=MAX_MESSAGE_BYTES, compress=False
+            heartbeat=self.heartbeat, max_msg_size=MAX_MESSAGE_BYTES, compress=False
         )
         await ws.prepare(request)
         mine: list[tuple[list[Any], Any]] = []
@@ -258,9 +259,12 @@ async def _store(relay: Relay, url: str) -> None:
 
 
 def create_app(
-    store: str | None = None, lean: bool = False, redis: str | None = None
+    store: str | None = None,
+    lean: bool = False,
+    redis: str | None = None,
+    heartbeat: float = HEARTBEAT,
 ) -> web.Application:
-    relay = Relay(lean)
+    relay = Relay(lean, heartbeat)
     app = web.Application()
     if redis is not None:
 
@@ -298,12 +302,13 @@ def main() -> None:
     parser.add_argument("--store", default=None, help="also store what is acknowledged here")
     parser.add_argument("--lean", action="store_true", help="keep no reference to the last message")
     parser.add_argument("--redis", default=None, help="join a bare cluster on this Redis")
+    parser.add_argument("--heartbeat", type=float, default=HEARTBEAT, help="ping interval (s)")
     args = parser.parse_args()
     raise_nofile_limit()
     import uvloop
 
     web.run_app(
-        create_app(args.store, args.lean, args.redis),
+        create_app(args.store, args.lean, args.redis, args.heartbeat),
         host="127.0.0.1",
         port=args.port,
         print=None,

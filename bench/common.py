@@ -115,7 +115,13 @@ class Context:
         return await self._start(server)
 
     async def start_baseline(
-        self, name: str, *, store: bool = False, lean: bool = False, redis: bool = False
+        self,
+        name: str,
+        *,
+        store: bool = False,
+        lean: bool = False,
+        redis: bool = False,
+        heartbeat: float | None = None,
     ) -> Server:
         """The bare relay; with ``store`` it also writes what it acknowledges to the run's
         database (the control for the cost of storage; the gateway must have migrated it), with
@@ -125,6 +131,7 @@ class Context:
         storing = ["--store", self.database_url] if store else []
         storing += ["--lean"] if lean else []
         storing += ["--redis", self.redis_url] if redis else []
+        storing += ["--heartbeat", str(heartbeat)] if heartbeat is not None else []
         server = Server(
             name,
             [PYTHON, "-m", "bench.baseline", "--port", str(port), *storing],

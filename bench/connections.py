@@ -4,9 +4,10 @@ For the baseline and then the gateway: connect WebSockets in steps (bounded conc
 listen backlog is aiohttp's default) up to what the open-file limit allows, each session
 authenticated with its own token (own sid and jti, as real devices have), spread over several
 loopback source addresses (127.0.0.2, 127.0.0.3, ...) so that the client's ephemeral ports never
-bound the run. After each step the server's RSS is sampled once it settles: memory per session
-is (RSS while holding - RSS before) / N, the slope is the least-squares fit of RSS over sessions,
-and the fit projects what 50,000 and 100,000 sessions would take.
+bound the run. After each step the server's RSS is sampled once it settles (every session of the
+step pinged once, see ``HEARTBEAT``): memory per session is (RSS while holding - RSS before) / N,
+the slope is the least-squares fit of RSS over sessions, and the fit projects what 50,000 and
+100,000 sessions would take.
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ from bench.infra import Server
 
 TARGET_SESSIONS = 50_000
 PROJECTIONS = (50_000, 100_000)
+HEARTBEAT = 10.0
+"""Both servers ping every 10 s here (30 s as shipped), and each step is read once every session
+has been pinged: a session's first ping leaves about 1.5-1.9 KiB more of it in both servers
+(aiohttp's pong timer, ``aiohttp/web_ws.py:219`` under tracemalloc), after which it stays flat.
+Read before that, a step reflects how many of its sessions happened to have been pinged (the
+first ones after 30 s), so the last step of the longest run looked the most expensive."""
+
 PER_SOURCE = 10_000
 """Sessions per loopback source address (the ephemeral port range holds ~28,000)."""
 
@@ -34,6 +42,7 @@ def parameters(quick: bool) -> dict[str, Any]:
     sessions = 2000 if quick else 10_000
     top = 2000 if quick else min(TARGET_SESSIONS, ceiling)
     steps = [1000, 2000] if quick else [2500, 5000, 10_000, 15_000, top]
+    heartbeat = 2.0 if quick else HEARTBEAT
     return {
         "sessions": sessions,
         "steps": sorted({min(n, top) for n in [*steps, sessions]}),
@@ -41,7 +50,8 @@ def parameters(quick: bool) -> dict[str, Any]:
         "per_source": PER_SOURCE,
         "concurrency": 100,
         "idle_seconds": 2.0 if quick else 5.0,
-        "settle_seconds": 1.0 if quick else 2.0,
+        "heartbeat_seconds": heartbeat,
+        "settle_seconds": heartbeat + 2.0,
         "breakdown_sessions": None if quick else 2000,
         "nofile_soft_limit": soft,
     }
@@ -65,6 +75,10 @@ def _hold_spec(
         "hold_timeout": 120,
         "deadline": 400,
     }
+
+
+def _heartbeat(params: dict[str, Any]) -> dict[str, str]:
+    return {"GATEWAY_WS_HEARTBEAT": str(params["heartbeat_seconds"])}
 
 
 async def _user(server: Server) -> int:
@@ -170,10 +184,12 @@ async def run(ctx: Context) -> dict[str, Any]:
     for target in ("baseline", "gateway"):
         ctx.check_budget(60)
         if target == "baseline":
-            server = await ctx.start_baseline("baseline-idle")
+            server = await ctx.start_baseline(
+                "baseline-idle", heartbeat=params["heartbeat_seconds"]
+            )
             user_id = 1
         else:
-            server = await ctx.start_gateway("gateway-idle")
+            server = await ctx.start_gateway("gateway-idle", extra=_heartbeat(params))
             user_id = await _user(server)
         try:
             held[target] = await hold(ctx, server, params, user_id)
@@ -184,7 +200,9 @@ async def run(ctx: Context) -> dict[str, Any]:
     lean = None
     if not ctx.quick and ctx.remaining() > 120:
         # The what-if: the same relay, its read loop keeping no reference to a handled message.
-        server = await ctx.start_baseline("baseline-lean-idle", lean=True)
+        server = await ctx.start_baseline(
+            "baseline-lean-idle", lean=True, heartbeat=params["heartbeat_seconds"]
+        )
         n = params["sessions"]
         try:
             lean = _at(
@@ -249,7 +267,9 @@ async def _breakdown(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     """Unmeasured pass under tracemalloc: what one idle session allocates, by source line."""
     count = params["breakdown_sessions"]
     server = await ctx.start_gateway(
-        "gateway-idle-tracemalloc", probe=True, extra={"BENCH_TRACEMALLOC": "1"}
+        "gateway-idle-tracemalloc",
+        probe=True,
+        extra={"BENCH_TRACEMALLOC": "1", **_heartbeat(params)},
     )
     try:
         user_id = await _user(server)
@@ -257,7 +277,7 @@ async def _breakdown(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         await _memory(server, snapshot=True)
         async with LoadGen(ctx, spec, "hold-tracemalloc") as loadgen:
             held = await loadgen.until("held", 120)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(params["settle_seconds"])
             report = await _memory(server, snapshot=False)
             loadgen.send("release")
             await loadgen.until("done", 60)
