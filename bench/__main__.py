@@ -1,7 +1,7 @@
 """``python -m bench``: every scenario in one bounded run, then tables, JSON, plot and README.
 
 Options: ``--quick`` (a smoke run of about a minute), ``--only``/``--skip`` (scenario names),
-``--budget SECONDS`` (default 900: a scenario that would not fit is skipped, not started),
+``--budget SECONDS`` (default 1200: a scenario that would not fit is skipped, not started),
 ``--bus redis`` (single-instance scenarios on the Redis bus instead of the in-process one),
 ``--no-readme`` (leave bench/README.md alone; quick runs never touch it).
 """
@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         "--only", default="", help=f"comma-separated subset of {','.join(SCENARIOS)}"
     )
     parser.add_argument("--skip", default="", help="comma-separated scenarios to leave out")
-    parser.add_argument("--budget", type=float, default=900.0, help="seconds for the whole run")
+    parser.add_argument("--budget", type=float, default=1200.0, help="seconds for the whole run")
     parser.add_argument(
         "--bus",
         choices=("memory", "redis"),
