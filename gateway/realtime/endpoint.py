@@ -48,12 +48,17 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     session = opened
     ws = session.ws
     dispatcher = request.app[DISPATCHER_KEY]
+    heartbeat = dispatcher.ctx.hub.heartbeat
     try:
         while True:
             kind, data, _ = await ws.receive()
             if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
                 await dispatcher.handle(session, data)
                 data = None
+            elif kind is WSMsgType.PONG:
+                heartbeat.pong(session)
+            elif kind is WSMsgType.PING:
+                heartbeat.answer(session, data)
             elif kind in _ENDS:
                 break
     finally:
@@ -87,7 +92,7 @@ async def _open(request: web.Request) -> Session | web.StreamResponse:
             response.headers["Retry-After"] = str(RETRY_AFTER)
             return response
     ws = web.WebSocketResponse(
-        heartbeat=settings.ws_heartbeat,
+        autoping=False,  # pings and pongs are the hub's Heartbeat's (realtime/heartbeat.py)
         # aiohttp refuses a message of max_msg_size bytes or more; the limit is inclusive.
         max_msg_size=settings.ws_max_message_bytes + 1,
         compress=False,

@@ -24,6 +24,7 @@ from gateway.config import Settings
 from gateway.devices.registry import RESYNCED, Registry
 from gateway.metrics import Metrics
 from gateway.realtime.deadlines import Deadlines
+from gateway.realtime.heartbeat import Heartbeat
 from gateway.realtime.index import Index
 from gateway.realtime.protocol import push_parts
 from gateway.realtime.session import Limits, Session, SessionEnv
@@ -92,6 +93,7 @@ class Hub:
         self._by_sid: Index[str, Session] = Index()
         self._by_device: Index[str, Session] = Index()
         self.deadlines: Deadlines[Session] = Deadlines()
+        self.heartbeat = Heartbeat(settings.ws_heartbeat)
         self._on_expiry = self._expire  # bound once: a deadline keeps its action per session
         self._routes: defaultdict[str, set[Subscription]] = defaultdict(set)
         self._ids = itertools.count(1)
@@ -116,6 +118,7 @@ class Hub:
     def add(self, session: Session) -> None:
         self.sessions[session.id] = session
         self.deadlines.set(session, self.settings.ws_auth_timeout, _auth_timeout)
+        self.heartbeat.start(session)
 
     def remove(self, session: Session) -> None:
         session.closing = True
@@ -126,6 +129,7 @@ class Hub:
             self.unsubscribe(subscription)
         self._unindex(session)
         self.deadlines.cancel(session)
+        self.heartbeat.stop(session)
         self.metrics.closed(session.close_code or session.ws.close_code)
 
     def _indexes(self, principal: Principal) -> Iterable[tuple[Index[Any, Session], Any]]:
@@ -205,6 +209,7 @@ class Hub:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
         self.deadlines.close()
+        self.heartbeat.close()
 
     # -- subscriptions ---------------------------------------------------------------------
 
