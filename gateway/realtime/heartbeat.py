@@ -32,9 +32,12 @@ class Heartbeat:
         self.interval = interval
         self._deadlines: Deadlines[Session] = Deadlines()
         self._awaiting: set[Session] = set()
+        # Bound once: a deadline keeps its action per session.
+        self._on_ping = self._ping
+        self._on_pong_due = self._pong_due
 
     def start(self, session: Session) -> None:
-        self._deadlines.set(session, self.interval, self._ping)
+        self._deadlines.set(session, self.interval, self._on_ping)
 
     def stop(self, session: Session) -> None:
         self._deadlines.cancel(session)
@@ -58,11 +61,11 @@ class Heartbeat:
             return  # its close handshake is bounded on its own
         if _write(session, PING):
             self._awaiting.add(session)
-        self._deadlines.set(session, self.interval / 2, self._pong_due)
+        self._deadlines.set(session, self.interval / 2, self._on_pong_due)
 
     def _pong_due(self, session: Session) -> None:
         if session not in self._awaiting:
-            self._deadlines.set(session, self.interval / 2, self._ping)
+            self._deadlines.set(session, self.interval / 2, self._on_ping)
             return
         self._awaiting.discard(session)
         log.debug("session %s: no pong within %.1fs: dropped", session.id, self.interval / 2)
