@@ -27,10 +27,11 @@ TARGET_SESSIONS = 50_000
 PROJECTIONS = (50_000, 100_000)
 HEARTBEAT = 10.0
 """Both servers ping every 10 s here (30 s as shipped), and each step is read once every session
-has been pinged: a session's first ping leaves about 1.5-1.9 KiB more of it in both servers
-(aiohttp's pong timer, ``aiohttp/web_ws.py:219`` under tracemalloc), after which it stays flat.
-Read before that, a step reflects how many of its sessions happened to have been pinged (the
-first ones after 30 s), so the last step of the longest run looked the most expensive."""
+has been pinged: with aiohttp's heartbeat (the relay's; the gateway had it until it pinged from
+its own ticker) a session's first ping leaves about 1.5-1.9 KiB more of it (the pong timer's
+attribute, ``aiohttp/web_ws.py:219`` under tracemalloc), after which it stays flat. Read before
+that, a step reflects how many of its sessions happened to have been pinged (the first ones
+after 30 s), so the last step of the longest run looked the most expensive."""
 
 PER_SOURCE = 10_000
 """Sessions per loopback source address (the ephemeral port range holds ~28,000)."""

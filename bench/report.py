@@ -394,8 +394,9 @@ def connections_table(connections: dict[str, Any]) -> str:
         )
         + "\n\nEvery step is read once each of its sessions has answered a ping (both servers "
         + f"ping every {fmt(connections['parameters'].get('heartbeat_seconds', 30.0), 0)} s here, "
-        "30 s as shipped; the first ping leaves a session about 1.5-1.9 KiB larger in both, then "
-        "it stays flat), and the idle CPU includes those pings."
+        "30 s as shipped; with aiohttp's heartbeat, which the relay keeps, the first ping leaves "
+        "a session about 1.5-1.9 KiB larger, then it stays flat), and the idle CPU includes those "
+        "pings."
         + "\n\n`baseline_lean` is the what-if: the same relay with its read loop keeping no "
         "reference to a handled message (the gateway's keeps none; the relay as written keeps "
         "its last one, an `authenticate` with its token, and that message's parse).\n\n"
