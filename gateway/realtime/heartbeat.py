@@ -50,7 +50,7 @@ class Heartbeat:
         """A pong for the client's ping (its payload is at most 125 bytes: aiohttp's parser
         refuses a longer control frame). None while the socket is paused: a peer that pings
         without reading would otherwise grow the server's buffer without bound."""
-        _write(session, bytes((_PONG, len(payload))) + payload)
+        _write(session, bytes((_PONG, len(payload))) + payload, paused=False)
 
     def close(self) -> None:
         self._deadlines.close()
@@ -59,8 +59,10 @@ class Heartbeat:
     def _ping(self, session: Session) -> None:
         if session.closing:
             return  # its close handshake is bounded on its own
-        if _write(session, PING):
-            self._awaiting.add(session)
+        # Written to a paused socket too (two bytes an interval): a peer that reads nothing for
+        # half an interval is dropped, as with aiohttp's heartbeat.
+        _write(session, PING, paused=True)
+        self._awaiting.add(session)
         self._deadlines.set(session, self.interval / 2, self._on_pong_due)
 
     def _pong_due(self, session: Session) -> None:
@@ -73,14 +75,16 @@ class Heartbeat:
         session.close_code = WSCloseCode.ABNORMAL_CLOSURE
         writer = session.ws._writer
         if writer is not None:
-            writer.transport.close()  # the read loop then ends, and the hub removes the session
+            # Not close(): that waits to write out what is buffered, which a peer that reads
+            # nothing never lets happen. The read loop then ends, and the hub removes the session.
+            writer.transport.abort()
 
 
-def _write(session: Session, frame: bytes) -> bool:
+def _write(session: Session, frame: bytes, *, paused: bool) -> bool:
     """A control frame straight to the transport, between whole frames (every frame is written
-    in one synchronous call); False when the socket is closing or paused."""
+    in one synchronous call); False when the socket is closing, or paused and not ``paused``."""
     writer = session.ws._writer
-    if writer is None or writer.protocol.writing_paused:
+    if writer is None or (writer.protocol.writing_paused and not paused):
         return False
     transport = writer.transport
     if transport.is_closing():

@@ -82,3 +82,33 @@ async def test_pings_from_a_client_that_does_not_read_are_not_buffered(
     assert writer.transport.get_write_buffer_size() <= held + 127
     assert not session.closing
     ws_transport.abort()
+
+
+async def test_a_client_that_reads_nothing_for_half_an_interval_is_dropped(
+    make_client: AppFactory,
+) -> None:
+    """Its socket paused, the server's ping waits in the buffer and no pong can come: dropped
+    (as with aiohttp's heartbeat), so a peer that is gone does not hold its session."""
+    client = await make_client(ws_heartbeat=2.0)
+    world = await build_world(client)
+    ws = await client.ws_connect("/v1/ws", headers=bearer(world.alice), autoping=False)
+    hub = client.app[WIRING_KEY].hub
+    session = next(iter(hub.sessions.values()))
+    writer = session.ws._writer
+    assert writer is not None
+    ws_transport = ws._response.connection.transport  # type: ignore[union-attr]
+    assert ws_transport is not None
+    ws_transport.pause_reading()
+    for _ in range(400):
+        for _ in range(500):
+            await ws.ping(b"p" * 125)
+        await asyncio.sleep(0.01)
+        if writer.protocol.writing_paused:
+            break
+    assert writer.protocol.writing_paused, "the peer's socket never filled"
+    deadline = asyncio.get_running_loop().time() + 3 * WAIT
+    while session.id in hub.sessions:
+        assert asyncio.get_running_loop().time() < deadline, "the silent peer was never dropped"
+        await asyncio.sleep(0.05)
+    assert session.close_code == 1006
+    ws_transport.abort()
