@@ -80,18 +80,16 @@ class Heartbeat:
             writer.transport.abort()
 
 
-def _write(session: Session, frame: bytes, *, paused: bool) -> bool:
+def _write(session: Session, frame: bytes, *, paused: bool) -> None:
     """A control frame straight to the transport, between whole frames (every frame is written
-    in one synchronous call); False when the socket is closing, or paused and not ``paused``."""
+    in one synchronous call); nothing when the socket is closing, or paused and not ``paused``."""
     writer = session.ws._writer
     if writer is None or (writer.protocol.writing_paused and not paused):
-        return False
+        return
     transport = writer.transport
     if transport.is_closing():
-        return False
+        return
     try:
         transport.write(frame)
     except (ConnectionError, RuntimeError) as exc:
         log.debug("session %s: control frame not written: %s", session.id, exc)
-        return False
-    return True
