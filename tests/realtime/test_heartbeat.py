@@ -4,11 +4,30 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import WSMsgType
+from aiohttp import ClientWebSocketResponse, WSMsgType
+from aiohttp._websocket.writer import WebSocketWriter
 
 from gateway.app import WIRING_KEY
 from tests.conftest import AppFactory, bearer
 from tests.realtime.helpers import WAIT, build_world, connect
+
+
+async def _stop_reading_until_paused(
+    ws: ClientWebSocketResponse, writer: WebSocketWriter
+) -> asyncio.Transport:
+    """The client reads nothing from here on and floods 125-byte pings until the server's
+    socket towards it is paused (its buffers full); returns the client's transport."""
+    transport = ws._response.connection.transport  # type: ignore[union-attr]
+    assert transport is not None
+    transport.pause_reading()
+    for _ in range(400):
+        for _ in range(500):
+            await ws.ping(b"p" * 125)
+        await asyncio.sleep(0.01)  # the server reads and answers what came
+        if writer.protocol.writing_paused:
+            break
+    assert writer.protocol.writing_paused, "the peer's socket never filled"
+    return transport
 
 
 async def test_a_client_ping_gets_a_pong_with_its_payload(make_client: AppFactory) -> None:
@@ -64,17 +83,8 @@ async def test_pings_from_a_client_that_does_not_read_are_not_buffered(
     session = next(iter(client.app[WIRING_KEY].hub.sessions.values()))
     writer = session.ws._writer
     assert writer is not None
-    ws_transport = ws._response.connection.transport  # type: ignore[union-attr]
-    assert ws_transport is not None
-    ws_transport.pause_reading()  # the client reads nothing from here on
+    ws_transport = await _stop_reading_until_paused(ws, writer)
     payload = b"p" * 125
-    for _ in range(400):
-        for _ in range(500):
-            await ws.ping(payload)
-        await asyncio.sleep(0.01)  # the server reads and answers what came
-        if writer.protocol.writing_paused:
-            break
-    assert writer.protocol.writing_paused, "the peer's socket never filled"
     held = writer.transport.get_write_buffer_size()
     for _ in range(2_000):
         await ws.ping(payload)
@@ -96,16 +106,7 @@ async def test_a_client_that_reads_nothing_for_half_an_interval_is_dropped(
     session = next(iter(hub.sessions.values()))
     writer = session.ws._writer
     assert writer is not None
-    ws_transport = ws._response.connection.transport  # type: ignore[union-attr]
-    assert ws_transport is not None
-    ws_transport.pause_reading()
-    for _ in range(400):
-        for _ in range(500):
-            await ws.ping(b"p" * 125)
-        await asyncio.sleep(0.01)
-        if writer.protocol.writing_paused:
-            break
-    assert writer.protocol.writing_paused, "the peer's socket never filled"
+    ws_transport = await _stop_reading_until_paused(ws, writer)
     deadline = asyncio.get_running_loop().time() + 3 * WAIT
     while session.id in hub.sessions:
         assert asyncio.get_running_loop().time() < deadline, "the silent peer was never dropped"
