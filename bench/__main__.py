@@ -30,6 +30,7 @@ from bench.common import BudgetExceeded, Context
 from bench.infra import (
     NICE,
     Sampler,
+    autogroups_off,
     bench_database,
     cpu_split,
     machine_info,
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     infra: dict[str, Any] = {}
     try:
         with (
+            autogroups_off() as autogroups,
             postgres_server() as (pg_server, pg_source),
             bench_database(pg_server) as database_url,
             redis_server() as (redis_url, redis_source),
@@ -156,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             infra["cpu_pinning"] = (
                 None if split is None else {"server": sorted(split[0]), "clients": sorted(split[1])}
             )
+            infra["autogroups"] = autogroups
             common = {"quick": args.quick, "machine": machine, "infra": infra}
             try:
                 results = asyncio.run(_run_all(ctx, names, common))

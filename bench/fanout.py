@@ -217,15 +217,16 @@ def _spec(
     }
 
 
-async def _watch_postgres(ctx: Context) -> list[str]:
+async def _watch_postgres(ctx: Context, watched: list[str]) -> None:
     """Sample the PostgreSQL backends of the run's database, and keep them off the measured
-    server's core (as on a host of their own, see ``infra.as_remote_database``)."""
-    names = []
+    server's core (as on a host of their own, see ``infra.as_remote_database``). Called before
+    every phase: a pool opens connections when it needs them (the storing relay's first batch)."""
     for pid in await backend_pids(ctx.database_url):
-        as_remote_database(pid, ctx.client_cpus)
-        ctx.sampler.watch(f"pg{pid}", pid)
-        names.append(f"pg{pid}")
-    return names
+        name = f"pg{pid}"
+        if name not in watched:
+            as_remote_database(pid, ctx.client_cpus)
+            ctx.sampler.watch(name, pid)
+            watched.append(name)
 
 
 def _resources(
@@ -290,11 +291,10 @@ async def compare(
         }
         for target, loadgen in loadgens.items():
             setup[target] = await loadgen.until("ready", 60)
-        if "gateway" in servers:
-            pg_names = await _watch_postgres(ctx)
         order = list(servers)
         for index in range(len(phases)):
             for target in order if index % 2 == 0 else order[::-1]:
+                await _watch_postgres(ctx, pg_names)
                 loadgens[target].send("go")
                 phase = await loadgens[target].until("phase", 120)
                 phase["round"] = phases[index].get("round", 1)

@@ -718,7 +718,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         f"Redis {infra.get('redis', {}).get('version')}; git {machine['git_commit'][:10]}"
         f" (+{machine['git_dirty_files']} uncommitted files); load average at start "
         f"{', '.join(f'{v:.2f}' for v in machine['loadavg_at_start'])}; server CPU pinning "
-        f"{infra.get('cpu_pinning')}.",
+        f"{infra.get('cpu_pinning')}; the kernel's autogroups {infra.get('autogroups', 'on')}.",
         "",
         "### Targets",
         "",
