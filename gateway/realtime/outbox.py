@@ -54,15 +54,16 @@ class Outbox:
 
     def add(self, session: Writable) -> None:
         pending = self._pending
-        if not pending:
-            loop = asyncio.get_running_loop()
-            self._loop = loop
-            loop.call_soon(self._write)
-        elif self._loop is not asyncio.get_running_loop():
-            # A loop that stopped before the end of its step (tests run one loop each).
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            # A loop that stopped before the end of its step (tests run one loop each) leaves
+            # sessions that the next loop must not write for it. Asked only then: on Python 3.11
+            # ``get_running_loop`` is a ``getpid`` system call, two per message when asked here
+            # on every frame.
+            self._loop = loop = asyncio.get_running_loop()
             self._pending = pending = []
-            self.add(session)
-            return
+        if not pending:
+            loop.call_soon(self._write)
         pending.append(session)
 
     def _write(self) -> None:
