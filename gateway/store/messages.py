@@ -238,7 +238,6 @@ class MessageStore:
         if self._task is not None:
             await supervise.stop([self._task])
             self._task = None
-        await self.ids.close()
         deadline = time.monotonic() + bound
         delays = supervise.Backoff(0.1, 1.0)
         while self.pending_count:

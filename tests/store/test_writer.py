@@ -3,7 +3,6 @@ never stops the rest; pending items are capped; a failed id block is asked for a
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -329,34 +328,3 @@ async def test_a_notification_batch_stores_every_field_as_given(pool: Pool) -> N
             item.notification,
             item.parameters,
         )
-
-
-_LOCK_WAITS = """SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-                  WHERE NOT l.granted AND d.datname = current_database()"""
-
-
-async def test_numbering_goes_on_while_the_sequence_is_locked_once_the_rate_is_known(
-    pool: Pool,
-) -> None:
-    """``nextval`` can wait (a WAL fsync, a lock): with blocks used quickly, enough spare ones
-    are in hand that inserts never wait for it."""
-    ids = IdBlocks(pool)
-    first = await ids.next_id()
-    for _ in range(2 * BLOCK):  # two blocks used at once: the reserve is sized for this rate
-        await ids.next_id()
-    async with pool.acquire() as locker:
-        transaction = locker.transaction()
-        await transaction.start()
-        await locker.execute("ALTER SEQUENCE message_id_blocks INCREMENT BY 1000")
-        try:
-            taken = [ids.take() for _ in range(BLOCK)]  # a refill starts, and waits
-            while not await pool.fetchval(_LOCK_WAITS):
-                await asyncio.sleep(0.01)  # PostgreSQL has no event for a lock wait
-            taken += [ids.take() for _ in range(5 * BLOCK)]
-        finally:
-            await transaction.rollback()
-    await ids.close()
-    assert None not in taken
-    numbers = [n for n in taken if n is not None]
-    assert numbers == sorted(set(numbers))
-    assert numbers[0] > first
