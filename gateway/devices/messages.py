@@ -59,6 +59,8 @@ class Messages:
         ) or await access.device_for(principal, device_id, Action.CreateDeviceNotification)
         if device.is_blocked:
             raise Forbidden(f"Device {device_id} is blocked")
+        if self.messages.behind:
+            await self.messages.room()
         item_id = self.messages.take_id()
         if item_id is None:
             item_id = await self.messages.next_id()
@@ -79,6 +81,8 @@ class Messages:
         self, principal: Principal, device_id: str, fields: dict[str, Any]
     ) -> Command:
         device = await self.access.device_for(principal, device_id, Action.CreateDeviceCommand)
+        if self.messages.behind:
+            await self.messages.room()
         now = time.time()
         command = Command(
             id=await self.messages.next_id(),
@@ -124,6 +128,8 @@ class Messages:
             or not await self.access.reaches(principal, command)
         ):
             raise NotFound(f"Command {command_id} not found for device {device_id}")
+        if self.messages.behind:
+            await self.messages.room()
         updated = command.updated(
             fields.get("status", command.status), fields.get("result", command.result), time.time()
         )

@@ -3,7 +3,9 @@
 Items stay in the pending set until their batch is committed, which lets a replay include what
 was acknowledged but not yet written. The pending set is bounded, in items (``max_pending``)
 and in bytes of payload (``max_pending_bytes``): beyond either a new item is refused (503), never
-acknowledged and then dropped, nor held until the process runs out of memory.
+acknowledged and then dropped, nor held until the process runs out of memory. Before that
+bound, inserts wait for a writer that is behind (``room``). Reading what is stored is
+``StoredMessages``'s.
 """
 
 from __future__ import annotations
@@ -13,33 +15,34 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Collection, Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from gateway import supervise
-from gateway.clock import at
 from gateway.errors import Unavailable
 from gateway.store.db import Pool
 from gateway.store.health import DatabaseHealth
 from gateway.store.ids import IdBlocks
 from gateway.store.rows import (
     COMMAND_COLUMNS,
-    KINDS,
     command_of,
     payload_bytes,
-    without_payloads,
 )
+from gateway.store.stored import StoredMessages
 from gateway.store.writer import BatchWriter
-from gateway.types import COMMAND, NOTIFICATION, Command, Notification
+from gateway.types import NOTIFICATION, Command, Notification
 
 log = logging.getLogger(__name__)
 
 
 SHUTDOWN_WRITE_TIMEOUT = 5.0
+
+ROOM_WAIT = 1.0
+"""Longest an insert waits for a writer that is behind; then it is admitted, or refused at the
+backlog's bound, as if it had not waited."""
 """How long shutdown keeps retrying to write what is pending before it counts it as lost."""
 
 
-class MessageStore:
+class MessageStore(StoredMessages):
     def __init__(
         self,
         pool: Pool,
@@ -76,8 +79,37 @@ class MessageStore:
         """Items settled (written or dead-lettered) and batch writes that failed: read by the
         metrics at scrape time."""
         self._arrival: asyncio.Future[None] | None = None
+        self._room: asyncio.Future[None] | None = None
         self.lost_at_close = 0
         """Acknowledged items ``close`` could not write (the process's exit status says so)."""
+
+    @property
+    def behind(self) -> bool:
+        """Two batches or more wait while the writer is writing (not failing, not closing)."""
+        return (
+            len(self._notifications) + len(self._commands) >= 2 * self.batch
+            and self._task is not None
+            and not self._closed
+            and not (self.health is not None and self.health.down)
+        )
+
+    async def room(self) -> None:
+        """Wait, at most ``ROOM_WAIT``, until the writer is no longer ``behind``.
+
+        Inserts call this when it is: their sessions are not read meanwhile, so a flood slows
+        to what storage takes instead of filling the backlog up to its bound and getting 503s
+        (a gateway at full CPU delivered a third less, most of its inserts refused). An outage
+        is not waited for: its inserts are refused at the bound, at once."""
+        if self._room is None:
+            self._room = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(ROOM_WAIT):
+                await asyncio.shield(self._room)
+
+    def _make_room(self) -> None:
+        room, self._room = self._room, None
+        if room is not None and not room.done():
+            room.set_result(None)
 
     def take_id(self) -> int | None:
         """A new message id, or None when one must be awaited from ``next_id``."""
@@ -174,6 +206,8 @@ class MessageStore:
         for item in items:
             if self._notifications.pop(item.id, None) is not None:
                 self._forget((False, item.id))
+        if self._room is not None and not self.behind:
+            self._make_room()
 
     def _settled_commands(self, items: Sequence[Command]) -> None:
         self.settled += len(items)
@@ -181,6 +215,8 @@ class MessageStore:
             if self._commands.get(item.id) is item:
                 del self._commands[item.id]
                 self._forget((True, item.id))
+        if self._room is not None and not self.behind:
+            self._make_room()
 
     async def flush(self) -> None:
         """Write every full batch pending now (a backlog drains at once), or the one partial
@@ -202,6 +238,7 @@ class MessageStore:
                 self.failed += 1
                 if self.health is not None:
                     self.health.failed(exc)
+                self._make_room()  # a failing writer is not waited for
                 raise
             if self.health is not None:
                 self.health.succeeded()
@@ -235,9 +272,11 @@ class MessageStore:
         """Stop the writer, then write what is pending, retrying for at most ``bound``
         seconds; logs exactly how many acknowledged items could not be written."""
         self._closed = True
+        self._make_room()
         if self._task is not None:
             await supervise.stop([self._task])
             self._task = None
+        await self.ids.close()
         deadline = time.monotonic() + bound
         delays = supervise.Backoff(0.1, 1.0)
         while self.pending_count:
@@ -275,113 +314,3 @@ class MessageStore:
             command_id,
         )
         return None if row is None else command_of(row)
-
-    async def since(
-        self,
-        kind: str,
-        since: float,
-        *,
-        device_ids: Collection[str] | None,
-        network_ids: Collection[int] | None,
-        names: Collection[str] | None,
-        limit: int,
-        after_id: int | None = None,
-        updated: bool = False,
-        light: bool = False,
-    ) -> list[Notification | Command]:
-        """Stored notifications or commands newer than ``since``, oldest first; with
-        ``after_id``, those after (``since``, ``after_id``) in that order (the next page).
-        With ``updated`` (commands): those whose state changed after ``since``, by
-        ``last_updated``, the commands created since included. ``light``: without their
-        payloads (``by_ids`` reads them whole)."""
-        table, name_column, columns, make = KINDS[kind]
-        if light:
-            columns = without_payloads(columns)
-        stamp = '"last_updated"' if updated and kind == COMMAND else '"timestamp"'
-        rows = await self.pool.fetch(
-            f"""SELECT {columns} FROM {table}
-                WHERE {stamp} >= $1
-                  AND ({stamp}, id) > ($1, coalesce($6, 9223372036854775807))
-                  AND ($2::text[] IS NULL OR device_id = any($2::text[]))
-                  AND ($3::bigint[] IS NULL OR network_id = any($3::bigint[]))
-                  AND ($4::text[] IS NULL OR {name_column} = any($4::text[]))
-                ORDER BY {stamp}, id LIMIT $5""",  # noqa: S608 - fixed identifiers
-            at(since),
-            _list(device_ids),
-            _list(network_ids),
-            _list(names),
-            limit,
-            after_id,
-        )
-        return [make(row) for row in rows]
-
-    async def stored_payload_bytes(self, kind: str, ids: list[int]) -> int:
-        """What the payloads of these stored items take as JSON, read without sending them."""
-        table, size = _size_of(kind)
-        total = await self.pool.fetchval(
-            f"SELECT sum({size}) FROM {table} WHERE id = any($1::bigint[])",  # noqa: S608
-            ids,
-        )
-        return int(total or 0)
-
-    async def payload_sizes(self, kind: str, ids: list[int]) -> dict[int, int]:
-        """``stored_payload_bytes`` item by item (those not found are left out)."""
-        table, size = _size_of(kind)
-        rows = await self.pool.fetch(
-            f"SELECT id, {size} AS size FROM {table} WHERE id = any($1::bigint[])",  # noqa: S608
-            ids,
-        )
-        return {row["id"]: row["size"] for row in rows}
-
-    async def by_ids(self, kind: str, ids: list[int]) -> dict[int, Notification | Command]:
-        """Stored items by id, whole (those not found are left out)."""
-        table, _, columns, make = KINDS[kind]
-        rows = await self.pool.fetch(
-            f"SELECT {columns} FROM {table} WHERE id = any($1::bigint[])",  # noqa: S608 - fixed
-            ids,
-        )
-        return {row["id"]: make(row) for row in rows}
-
-    async def purge(self, older_than: float, newer_than: float) -> int:
-        """Delete items stamped before ``older_than`` (retention), or after ``newer_than``: a
-        time no client could have set under the edge's limit on future timestamps (rows from
-        before that limit existed), so nothing could ever age them out. In bounded chunks, so a
-        large backlog never holds one long transaction; returns the number of rows deleted."""
-        low, high = at(older_than), at(min(newer_than, _LAST_SECOND))
-        deleted = 0
-        for table, column in (
-            ("notifications", '"timestamp"'),
-            ("commands", "last_updated"),
-            ("dead_letters", "recorded_at"),
-        ):
-            while True:
-                status = await self.pool.execute(
-                    f"""DELETE FROM {table} WHERE id IN (
-                          SELECT id FROM {table} WHERE {column} < $1 OR {column} > $2
-                          LIMIT {_PURGE_CHUNK})""",  # noqa: S608 - fixed identifiers
-                    low,
-                    high,
-                )
-                count = int(status.split()[-1])
-                deleted += count
-                if count < _PURGE_CHUNK:
-                    break
-        return deleted
-
-
-def _list(values: Iterable[Any] | None) -> list[Any] | None:
-    return None if values is None else list(values)
-
-
-_LAST_SECOND = 253402300799.0  # 9999-12-31T23:59:59Z: the last moment Python's datetime holds
-
-_PURGE_CHUNK = 10_000
-
-
-def _size_of(kind: str) -> tuple[str, str]:
-    """The table of ``kind`` and the SQL of an item's payload size as JSON text."""
-    table, name_column, _, _ = KINDS[kind]
-    size = f"octet_length({name_column}) + coalesce(octet_length(parameters::text), 0)"
-    if kind == COMMAND:
-        size += " + coalesce(octet_length(result::text), 0)"
-    return table, size

@@ -3,6 +3,7 @@ never stops the rest; pending items are capped; a failed id block is asked for a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -12,8 +13,9 @@ import pytest
 
 from gateway.errors import Unavailable
 from gateway.store.db import Pool
+from gateway.store.health import DatabaseHealth
 from gateway.store.ids import BLOCK, IdBlocks
-from gateway.store.messages import MessageStore
+from gateway.store.messages import ROOM_WAIT, MessageStore
 from gateway.types import Command, Notification
 from tests.conftest import wait_for
 
@@ -328,3 +330,75 @@ async def test_a_notification_batch_stores_every_field_as_given(pool: Pool) -> N
             item.notification,
             item.parameters,
         )
+
+
+_LOCK_WAITS = """SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+                  WHERE NOT l.granted AND d.datname = current_database()"""
+
+
+async def test_numbering_goes_on_while_the_sequence_is_locked_once_the_rate_is_known(
+    pool: Pool,
+) -> None:
+    """``nextval`` can wait (a WAL fsync, a lock): with blocks used quickly, enough spare ones
+    are in hand that inserts never wait for it."""
+    ids = IdBlocks(pool)
+    first = await ids.next_id()
+    for _ in range(2 * BLOCK):  # two blocks used at once: the reserve is sized for this rate
+        await ids.next_id()
+    async with pool.acquire() as locker:
+        transaction = locker.transaction()
+        await transaction.start()
+        await locker.execute("ALTER SEQUENCE message_id_blocks INCREMENT BY 1000")
+        try:
+            taken = [ids.take() for _ in range(BLOCK)]  # a refill starts, and waits
+            while not await pool.fetchval(_LOCK_WAITS):
+                await asyncio.sleep(0.01)  # PostgreSQL has no event for a lock wait
+            taken += [ids.take() for _ in range(5 * BLOCK)]
+        finally:
+            await transaction.rollback()
+    await ids.close()
+    assert None not in taken
+    numbers = [n for n in taken if n is not None]
+    assert numbers == sorted(set(numbers))
+    assert numbers[0] > first
+
+
+async def test_an_insert_waits_for_a_writer_that_is_behind_instead_of_being_refused(
+    pool: Pool,
+) -> None:
+    """With ids always in hand, a flood filled the backlog to its bound while the writer was
+    busy, and most inserts got 503. Two batches waiting on a writer that writes: the next
+    insert waits for it (its session is not read meanwhile), and goes on once it caught up."""
+    store = MessageStore(pool, interval=0.01, batch=2, max_pending=5)
+    store.start()
+    async with pool.acquire() as locker:
+        transaction = locker.transaction()
+        await transaction.start()
+        await locker.execute("LOCK TABLE notifications IN EXCLUSIVE MODE")
+        try:
+            for i in range(1, 5):
+                store.add_notification(notification(i))
+            assert store.behind
+            waiting = asyncio.create_task(store.room())
+            done, _ = await asyncio.wait({waiting}, timeout=ROOM_WAIT / 4)
+            assert not done
+        finally:
+            started = time.monotonic()
+            await transaction.rollback()
+    await waiting
+    assert time.monotonic() - started < ROOM_WAIT / 2
+    assert not store.behind
+    await store.close()
+    assert await pool.fetchval("SELECT count(*) FROM notifications") == 4
+
+
+async def test_a_failing_writer_is_not_waited_for(pool: Pool) -> None:
+    """An outage is refused at the bound at once, not after a wait per insert."""
+    health = DatabaseHealth(pool)
+    store = MessageStore(pool, interval=0.01, batch=2, max_pending=5, health=health)
+    store.start()
+    for i in range(1, 5):
+        store.add_notification(notification(i))
+    health.failed(ConnectionRefusedError("PostgreSQL is away"))
+    assert not store.behind
+    await store.close()
