@@ -315,7 +315,13 @@ async def test_a_worker_that_fails_at_start_up_stops_the_others_and_the_parent_e
     assert "Traceback" not in log, log
     assert "worker 1 (pid " in log and "; stopping the others" in log, log
     assert gateway.process is not None
-    assert live_in_group(gateway.process.pid) == [], gateway.logs()
+    # The workers are joined before the parent exits; multiprocessing's resource tracker, the
+    # one other process of the group, exits when it reads the parent's end of its pipe close,
+    # a moment later (looked at once, it was still there about 1 run in 16).
+    deadline = time.monotonic() + 5
+    while live := live_in_group(gateway.process.pid):
+        assert time.monotonic() < deadline, (live, gateway.logs())
+        await asyncio.sleep(0.05)
 
 
 # -- a port that cannot be bound ----------------------------------------------------------
