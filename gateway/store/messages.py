@@ -35,11 +35,11 @@ log = logging.getLogger(__name__)
 
 
 SHUTDOWN_WRITE_TIMEOUT = 5.0
+"""How long shutdown keeps retrying to write what is pending before it counts it as lost."""
 
 ROOM_WAIT = 1.0
 """Longest an insert waits for a writer that is behind; then it is admitted, or refused at the
 backlog's bound, as if it had not waited."""
-"""How long shutdown keeps retrying to write what is pending before it counts it as lost."""
 
 
 class MessageStore(StoredMessages):
