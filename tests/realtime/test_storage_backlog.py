@@ -1,10 +1,13 @@
 """Beyond GATEWAY_PERSIST_MAX_PENDING items waiting to be written, an insert is refused with code
-503 (not acknowledged and then dropped), and the refusals do not end the session."""
+503 (not acknowledged and then dropped), and the refusals do not end the session. Before that,
+a writer that is behind slows inserts down instead."""
 
 from __future__ import annotations
 
 import asyncpg
+import pytest
 
+from gateway.store.messages import ROOM_WAIT
 from tests.conftest import AppFactory
 from tests.realtime.helpers import build_world, connect, insert_big
 
@@ -72,5 +75,44 @@ async def test_inserts_beyond_the_pending_bytes_get_503_and_what_was_acked_is_st
     try:
         stored = await conn.fetch("SELECT notification FROM notifications ORDER BY id")
         assert [row["notification"] for row in stored] == ["0", "1", "2", "3", "small"]
+    finally:
+        await conn.close()
+
+
+async def test_inserts_beyond_two_batches_on_a_busy_writer_wait_for_it_instead_of_503(
+    make_client: AppFactory, clean_db: str
+) -> None:
+    """A flood while the writer is stuck in a slow commit (here: its table locked) is slowed,
+    not refused: two batches are acknowledged at once, the next insert's acknowledgement waits
+    until the writer has written, and then every insert is acknowledged and stored."""
+    client = await make_client(persist_interval=0.01, persist_batch=2)
+    world = await build_world(client)
+    peer = await connect(client, world.admin)
+    locker = await asyncpg.connect(clean_db)
+    try:
+        transaction = locker.transaction()
+        await transaction.start()
+        await locker.execute("LOCK TABLE notifications IN EXCLUSIVE MODE")
+        first = [
+            await peer.send(
+                "notification/insert", deviceId="d1", notification={"notification": f"{n}"}
+            )
+            for n in range(4)
+        ]
+        for request_id in first:
+            assert (await peer.reply(request_id))["status"] == "success"
+        waiting = await peer.send(
+            "notification/insert", deviceId="d1", notification={"notification": "4"}
+        )
+        with pytest.raises(TimeoutError):
+            await peer.reply(waiting, timeout=ROOM_WAIT / 4)
+        await transaction.rollback()
+        assert (await peer.reply(waiting))["status"] == "success"
+    finally:
+        await locker.close()
+    await client.close()
+    conn = await asyncpg.connect(clean_db)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM notifications") == 5
     finally:
         await conn.close()
