@@ -14,7 +14,7 @@ import pytest
 
 from gateway.store.db import Pool, create_pool
 from gateway.store.health import DatabaseHealth
-from gateway.store.messages import MessageStore
+from gateway.store.messages import ROOM_WAIT, MessageStore
 from gateway.store.migrations import migrate
 from tests.conftest import wait_for
 from tests.store.test_writer import command, notification
@@ -72,3 +72,28 @@ async def test_shutdown_during_an_outage_reports_exactly_what_it_lost(
         "shutdown: 3 notifications and 1 commands were acknowledged but could not be written "
         "within 1 s: lost" in caplog.text
     )
+
+
+async def test_inserts_waiting_for_the_writer_are_let_go_when_postgresql_stops(
+    own_postgres: PostgresProcess, own_pool: Pool
+) -> None:
+    """Backpressure must not turn an outage into a second's wait per insert: once the writer
+    fails, the store is no longer ``behind`` and a waiting insert goes on at once (to be
+    admitted or refused at the bound); after the restart everything waiting is written."""
+    health = DatabaseHealth(own_pool)
+    store = MessageStore(own_pool, interval=0.05, batch=2, health=health)
+    store.start()
+    try:
+        await asyncio.to_thread(own_postgres.stop)
+        for i in range(1, 5):  # two full batches: the writer is woken and fails
+            store.add_notification(notification(i))
+        started = time.monotonic()
+        await store.room()
+        await wait_for(lambda: health.down)
+        assert time.monotonic() - started < ROOM_WAIT
+        assert not store.behind
+        await asyncio.to_thread(own_postgres.start)
+        await wait_for(lambda: store.pending_count == 0, timeout=5)
+        assert await own_pool.fetchval("SELECT count(*) FROM notifications") == 4
+    finally:
+        await store.close()
