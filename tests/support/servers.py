@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -24,8 +25,41 @@ from pathlib import Path
 import asyncpg
 import redis
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+PORTS_FROM = 10000  # above the well-known servers' ports (5432, 6379, 8080) a developer may start
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
 
 def free_port() -> int:
+    """A port for a server a test starts, below the kernel's ephemeral range.
+
+    A port taken by binding to 0 comes from that range, and so do the source ports of every
+    outbound connection: between our release and the server's bind, a gateway starting next door
+    (its pools connecting) could take it, and the server would exit with "address already in use".
+    """
+    low = _ephemeral_low()
+    if low > PORTS_FROM + 1000:
+        for _ in range(200):
+            port = random.randrange(PORTS_FROM, low)
+            if port not in _handed_out and _bindable(port):
+                _handed_out.add(port)
+                return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
