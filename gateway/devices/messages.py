@@ -7,14 +7,14 @@ which delivers it to local subscribers and to other instances.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.bus.handover import Handover
 from gateway.devices.access import Access
 from gateway.errors import Forbidden, NotFound
 from gateway.store.messages import MessageStore
-from gateway.types import Action, Command, Notification, Principal
+from gateway.types import Action, Command, Notification, Principal, Selection
 
 REPLAY_PAGE = 10_000
 """Stored items a replay reads per query (without their payloads); it reads on until a page
@@ -141,10 +141,8 @@ class Messages:
         self,
         kind: str,
         since: float,
+        selection: Selection,
         *,
-        device_ids: Collection[str] | None,
-        network_ids: Collection[int] | None,
-        names: Collection[str] | None,
         updated: bool = False,
         page: int = REPLAY_PAGE,
     ) -> History:
@@ -160,19 +158,14 @@ class Messages:
         pending = [
             item
             for item in self.messages.pending(kind)
-            if stamp(item) > since
-            and (device_ids is None or item.device_id in device_ids)
-            and (network_ids is None or item.network_id in network_ids)
-            and (names is None or item.name in names)
+            if stamp(item) > since and selection.matches(item)
         ]
 
         async def read(after: float, after_id: int | None) -> list[Item]:
             return await self.messages.since(
                 kind,
                 after,
-                device_ids=device_ids,
-                network_ids=network_ids,
-                names=names,
+                selection,
                 limit=page,
                 after_id=after_id,
                 updated=updated,

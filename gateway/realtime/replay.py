@@ -18,7 +18,7 @@ from gateway.realtime.dispatcher import Context, Reply
 from gateway.realtime.protocol import push
 from gateway.realtime.session import Session
 from gateway.realtime.subscription import Subscription
-from gateway.types import NOTIFICATION, Command, Notification, Principal
+from gateway.types import NOTIFICATION, Command, Notification, Principal, Selection
 
 _REPLAY_STALL = 10.0
 """How long a replay waits for a client to read before sending on regardless (and the session
@@ -78,9 +78,11 @@ def replayer(
             history = await ctx.messages.history(
                 subscription.kind,
                 since,
-                device_ids=None if subscription.device_id is None else [subscription.device_id],
-                network_ids=network_ids,
-                names=subscription.names,
+                Selection(
+                    device_ids=None if subscription.device_id is None else [subscription.device_id],
+                    network_ids=network_ids,
+                    names=subscription.names,
+                ),
                 updated=subscription.with_updates,
             )
             items = await history.next_page() or []

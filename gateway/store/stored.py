@@ -3,13 +3,13 @@ retention. What is acknowledged but not yet written is ``MessageStore``'s (its s
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from gateway.clock import at
 from gateway.store.db import Pool
 from gateway.store.rows import KINDS, without_payloads
-from gateway.types import COMMAND, Command, Notification
+from gateway.types import COMMAND, Command, Notification, Selection
 
 
 class StoredMessages:
@@ -19,10 +19,8 @@ class StoredMessages:
         self,
         kind: str,
         since: float,
+        selection: Selection,
         *,
-        device_ids: Collection[str] | None,
-        network_ids: Collection[int] | None,
-        names: Collection[str] | None,
         limit: int,
         after_id: int | None = None,
         updated: bool = False,
@@ -46,9 +44,9 @@ class StoredMessages:
                   AND ($4::text[] IS NULL OR {name_column} = any($4::text[]))
                 ORDER BY {stamp}, id LIMIT $5""",  # noqa: S608 - fixed identifiers
             at(since),
-            _list(device_ids),
-            _list(network_ids),
-            _list(names),
+            _list(selection.device_ids),
+            _list(selection.network_ids),
+            _list(selection.names),
             limit,
             after_id,
         )

@@ -8,6 +8,7 @@ import asyncpg
 
 from gateway.app import WIRING_KEY
 from gateway.devices.messages import REPLAY_CHUNK_BYTES, Item
+from gateway.types import Selection
 from tests.conftest import AppFactory
 from tests.realtime.helpers import build_world
 
@@ -15,9 +16,7 @@ from tests.realtime.helpers import build_world
 async def _replay_reads(client: Any) -> list[list[Item]]:
     """What each read of a replay of d1's notifications since 999,999 s (epoch) returns."""
     messages = client.app[WIRING_KEY].realtime.messages
-    history = await messages.history(
-        "notification", 999_999.0, device_ids=["d1"], network_ids=None, names=None
-    )
+    history = await messages.history("notification", 999_999.0, Selection(device_ids=["d1"]))
     chunks = []
     while (chunk := await history.next_page()) is not None:
         chunks.append(chunk)

@@ -459,7 +459,7 @@ async def test_a_clients_catch_all_replay_reads_only_its_own_networks(world: Wor
     since = store.since
 
     async def recording(*args: Any, **kwargs: Any) -> Any:
-        read_networks.append(kwargs.get("network_ids"))
+        read_networks.append(args[2].network_ids)
         return await since(*args, **kwargs)
 
     store.since = recording

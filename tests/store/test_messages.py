@@ -9,7 +9,7 @@ import time
 from gateway.store.db import Pool
 from gateway.store.ids import BLOCK
 from gateway.store.messages import MessageStore
-from gateway.types import COMMAND, NOTIFICATION, Command, Notification
+from gateway.types import COMMAND, NOTIFICATION, Command, Notification, Selection
 
 
 def _notification(
@@ -73,15 +73,10 @@ async def test_an_item_is_pending_until_its_batch_is_written(pool: Pool) -> None
     item = _notification(await store.next_id())
     store.add_notification(item)
     assert store.pending(NOTIFICATION) == [item]
-    assert (
-        await store.since(NOTIFICATION, 0, device_ids=None, network_ids=None, names=None, limit=10)
-        == []
-    )
+    assert await store.since(NOTIFICATION, 0, Selection(), limit=10) == []
     await store.flush()
     assert store.pending(NOTIFICATION) == []
-    [stored] = await store.since(
-        NOTIFICATION, 0, device_ids=None, network_ids=None, names=None, limit=10
-    )
+    [stored] = await store.since(NOTIFICATION, 0, Selection(), limit=10)
     assert stored.id == item.id and stored.parameters == item.parameters
     assert abs(stored.timestamp - item.timestamp) < 1e-5
 
@@ -99,22 +94,14 @@ async def test_history_is_filtered_ordered_and_bounded(pool: Pool) -> None:
         store.add_notification(item)
     await store.flush()
 
-    async def ids(**filters: object) -> list[int]:
-        query: dict[str, object] = {
-            "device_ids": None,
-            "network_ids": None,
-            "names": None,
-            "limit": 10,
-        }
-        query.update(filters)
-        found = await store.since(NOTIFICATION, base, **query)  # type: ignore[arg-type]
-        return [item.id for item in found]
+    async def ids(selection: Selection, limit: int = 10) -> list[int]:
+        return [item.id for item in await store.since(NOTIFICATION, base, selection, limit=limit)]
 
-    assert await ids() == [2, 3, 1]
-    assert await ids(device_ids=["d1"]) == [3, 1]
-    assert await ids(network_ids=[2]) == [3]
-    assert await ids(names=["temp"]) == [2, 1]
-    assert await ids(limit=1) == [2]
+    assert await ids(Selection()) == [2, 3, 1]
+    assert await ids(Selection(device_ids=["d1"])) == [3, 1]
+    assert await ids(Selection(network_ids=[2])) == [3]
+    assert await ids(Selection(names=["temp"])) == [2, 1]
+    assert await ids(Selection(), limit=1) == [2]
 
 
 async def test_the_latest_state_of_a_command_is_what_is_written(pool: Pool) -> None:

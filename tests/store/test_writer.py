@@ -16,7 +16,7 @@ from gateway.store.db import Pool
 from gateway.store.health import DatabaseHealth
 from gateway.store.ids import BLOCK, IdBlocks
 from gateway.store.messages import ROOM_WAIT, MessageStore
-from gateway.types import Command, Notification
+from gateway.types import Command, Notification, Selection
 from tests.conftest import wait_for
 
 SECRET = "eyJhbGciOiJIUzI1NiJ9.secret-token-bytes"
@@ -277,9 +277,7 @@ async def test_stored_times_python_cannot_hold_neither_break_reads_nor_escape_re
         """INSERT INTO commands (id, device_id, network_id, command, "timestamp", last_updated)
            VALUES (4, 'dev-1', 1, 'far', '10000-01-01Z', '10000-01-01Z')"""
     )
-    replayed = await store.since(
-        "notification", now - 86400, device_ids=None, network_ids=None, names=None, limit=10
-    )
+    replayed = await store.since("notification", now - 86400, Selection(), limit=10)
     assert [item.id for item in replayed] == [3, 1]
     assert replayed[1].to_json()["timestamp"] == "9999-12-31T23:59:59.999Z"
     far_command = await store.get_command(4)
