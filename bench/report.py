@@ -582,6 +582,12 @@ def profiles_markdown(results: dict[str, Any]) -> str:
     parts: list[str] = []
     fanout = results.get("fanout") or {}
     profiles = fanout.get("profiles") or {}
+    if profiles.get("error"):
+        parts += [
+            f"The fan-out's profiling passes failed ({profiles['error']}); "
+            "its measured runs stand.",
+            "",
+        ]
     gate, base = profiles.get("gateway-max") or {}, profiles.get("baseline-max") or {}
     if gate.get("samples"):
         base_share = dict(_shares(base.get("by_package_percent"), 30))
