@@ -5,11 +5,13 @@ cover. Real processes only; every server a test stops is its own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -296,10 +298,7 @@ async def test_a_worker_that_fails_at_start_up_stops_the_others_and_the_parent_e
 ) -> None:
     """Worker 1 of --workers 2 could not bind its metrics port: it was logged "not started
     again" and worker 0 kept serving alone, the parent alive, so a supervisor saw nothing."""
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        metrics_port = taken.getsockname()[1] - 1
+    with _taken_after_a_free_port() as metrics_port:
         gateway = cluster.prepare("w", args=["--workers", "2", "--metrics-port", str(metrics_port)])
         gateway.start()
         deadline = time.monotonic() + 30
@@ -322,6 +321,23 @@ async def test_a_worker_that_fails_at_start_up_stops_the_others_and_the_parent_e
     while live := live_in_group(gateway.process.pid):
         assert time.monotonic() < deadline, (live, gateway.logs())
         await asyncio.sleep(0.05)
+
+
+@contextlib.contextmanager
+def _taken_after_a_free_port() -> Iterator[int]:
+    """A free port whose next one is held by a listener here (both below the ephemeral range,
+    where no connection of a neighbour's can take the free one meanwhile)."""
+    for _ in range(100):
+        port = free_port()
+        with socket.socket() as taken:
+            try:
+                taken.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            taken.listen()
+            yield port
+            return
+    raise AssertionError("no free port followed by a bindable one")
 
 
 # -- a port that cannot be bound ----------------------------------------------------------
