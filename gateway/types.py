@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -281,24 +281,6 @@ class Device:
 
 NOTIFICATION = "notification"
 COMMAND = "command"
-
-
-@dataclass(frozen=True, slots=True)
-class Selection:
-    """Which items a history read wants, by device, network and name (None: any). One type
-    for the pending items filtered here and the stored ones PostgreSQL filters, so the two
-    can never select differently."""
-
-    device_ids: Collection[str] | None = None
-    network_ids: Collection[int] | None = None
-    names: Collection[str] | None = None
-
-    def matches(self, item: Notification | Command) -> bool:
-        return (
-            (self.device_ids is None or item.device_id in self.device_ids)
-            and (self.network_ids is None or item.network_id in self.network_ids)
-            and (self.names is None or item.name in self.names)
-        )
 
 
 # Items are never changed once made (a command's new state is a new object), yet not frozen:

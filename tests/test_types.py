@@ -7,13 +7,10 @@ import pytest
 from gateway.errors import Forbidden, TokenExpired, TokenRevoked, Unauthorized
 from gateway.types import (
     CloseCode,
-    Command,
-    Notification,
     Principal,
     Revocation,
     RevocationReason,
     Scope,
-    Selection,
     close_code_for,
     reasons_text,
 )
@@ -69,14 +66,3 @@ def test_what_a_revocation_covers() -> None:
     assert not Revocation("user", "7", "r", 20.0, 90.0).covers(late)
     assert Revocation("device", "d1", "r", 20.0, 90.0).covers(early)
     assert not Revocation("device", "d1", "r", 20.0, 90.0).covers(_principal(10.0))
-
-
-def test_a_selection_matches_by_device_network_and_name_and_none_means_any() -> None:
-    notification = Notification(1, "d1", 2, None, "temp", None, 0.0)
-    command = Command(2, "d1", 2, None, 7, "reboot", None, None, None, None, 0.0, 0.0)
-    assert Selection().matches(notification) and Selection().matches(command)
-    assert Selection(device_ids=["d1"], network_ids=[2], names=["temp"]).matches(notification)
-    assert not Selection(device_ids=["d2"]).matches(notification)
-    assert not Selection(network_ids=[3]).matches(notification)
-    assert not Selection(names=["temp"]).matches(command)
-    assert Selection(names=["reboot"]).matches(command)

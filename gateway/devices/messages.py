@@ -14,7 +14,8 @@ from gateway.bus.handover import Handover
 from gateway.devices.access import Access
 from gateway.errors import Forbidden, NotFound
 from gateway.store.messages import MessageStore
-from gateway.types import Action, Command, Notification, Principal, Selection
+from gateway.store.stored import Selection
+from gateway.types import Action, Command, Notification, Principal
 
 REPLAY_PAGE = 10_000
 """Stored items a replay reads per query (without their payloads); it reads on until a page

@@ -18,7 +18,8 @@ from gateway.realtime.dispatcher import Context, Reply
 from gateway.realtime.protocol import push
 from gateway.realtime.session import Session
 from gateway.realtime.subscription import Subscription
-from gateway.types import NOTIFICATION, Command, Notification, Principal, Selection
+from gateway.store.stored import Selection
+from gateway.types import NOTIFICATION, Command, Notification, Principal
 
 _REPLAY_STALL = 10.0
 """How long a replay waits for a client to read before sending on regardless (and the session

@@ -3,13 +3,32 @@ retention. What is acknowledged but not yet written is ``MessageStore``'s (its s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.clock import at
 from gateway.store.db import Pool
 from gateway.store.rows import KINDS, without_payloads
-from gateway.types import COMMAND, Command, Notification, Selection
+from gateway.types import COMMAND, Command, Notification
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which items a history read wants, by device, network and name (None: any): one type
+    for the pending items (``matches``) and the stored ones (``since``, in SQL), so the two
+    can never select differently."""
+
+    device_ids: Collection[str] | None = None
+    network_ids: Collection[int] | None = None
+    names: Collection[str] | None = None
+
+    def matches(self, item: Notification | Command) -> bool:
+        return (
+            (self.device_ids is None or item.device_id in self.device_ids)
+            and (self.network_ids is None or item.network_id in self.network_ids)
+            and (self.names is None or item.name in self.names)
+        )
 
 
 class StoredMessages:

@@ -8,7 +8,7 @@ import asyncpg
 
 from gateway.app import WIRING_KEY
 from gateway.devices.messages import REPLAY_CHUNK_BYTES, Item
-from gateway.types import Selection
+from gateway.store.stored import Selection
 from tests.conftest import AppFactory
 from tests.realtime.helpers import build_world
 

@@ -9,7 +9,8 @@ import time
 from gateway.store.db import Pool
 from gateway.store.ids import BLOCK
 from gateway.store.messages import MessageStore
-from gateway.types import COMMAND, NOTIFICATION, Command, Notification, Selection
+from gateway.store.stored import Selection
+from gateway.types import COMMAND, NOTIFICATION, Command, Notification
 
 
 def _notification(
@@ -158,3 +159,14 @@ async def test_purge_forgets_what_is_older_than_the_retention(pool: Pool) -> Non
     await store.purge(now - 50, now + 86400)
     assert [r["id"] for r in await pool.fetch("SELECT id FROM notifications")] == [2]
     assert [r["id"] for r in await pool.fetch("SELECT id FROM commands")] == [4]
+
+
+def test_a_selection_matches_by_device_network_and_name_and_none_means_any() -> None:
+    notification = Notification(1, "d1", 2, None, "temp", None, 0.0)
+    command = Command(2, "d1", 2, None, 7, "reboot", None, None, None, None, 0.0, 0.0)
+    assert Selection().matches(notification) and Selection().matches(command)
+    assert Selection(device_ids=["d1"], network_ids=[2], names=["temp"]).matches(notification)
+    assert not Selection(device_ids=["d2"]).matches(notification)
+    assert not Selection(network_ids=[3]).matches(notification)
+    assert not Selection(names=["temp"]).matches(command)
+    assert Selection(names=["reboot"]).matches(command)

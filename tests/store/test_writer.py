@@ -16,7 +16,8 @@ from gateway.store.db import Pool
 from gateway.store.health import DatabaseHealth
 from gateway.store.ids import BLOCK, IdBlocks
 from gateway.store.messages import ROOM_WAIT, MessageStore
-from gateway.types import Command, Notification, Selection
+from gateway.store.stored import Selection
+from gateway.types import Command, Notification
 from tests.conftest import wait_for
 
 SECRET = "eyJhbGciOiJIUzI1NiJ9.secret-token-bytes"
