@@ -11,12 +11,14 @@ so numbering recovers as soon as PostgreSQL does, without a restart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import math
 import time
 from collections import deque
 
 from gateway.store.db import Pool
+
+log = logging.getLogger(__name__)
 
 BLOCK = 1000
 """The sequence's INCREMENT BY."""
@@ -43,8 +45,8 @@ class IdBlocks:
         self._wanted = 1
         """Spare blocks to keep: ``RESERVE`` seconds at the last block's rate."""
         self._started: float | None = None
-        self._refill: asyncio.Task[list[int]] | None = None
-        self._taking: asyncio.Task[list[int]] | None = None
+        self._refill: asyncio.Task[None] | None = None
+        self._taking: asyncio.Task[None] | None = None
 
     async def _take_blocks(self, count: int) -> list[int]:
         async with asyncio.timeout(BLOCK_TIMEOUT):
@@ -74,18 +76,18 @@ class IdBlocks:
             and self._refill is None
             and len(self._spare) < self._wanted
         ):
-            refill = self._refill = asyncio.create_task(
-                self._take_blocks(self._wanted - len(self._spare))
-            )
-            refill.add_done_callback(self._refilled)
+            self._refill = asyncio.create_task(self._refilled(self._wanted - len(self._spare)))
         return value
 
-    def _refilled(self, task: asyncio.Task[list[int]]) -> None:
-        """A failed refill is dropped (the next half-used block asks again)."""
-        if self._refill is task:
+    async def _refilled(self, count: int) -> None:
+        """Spare blocks in the background; a failed refill is dropped (the next half-used
+        block asks again, and ``next_id`` raises the database's error to its caller)."""
+        try:
+            self._spare.extend(await self._take_blocks(count))
+        except Exception as exc:  # noqa: BLE001 - dropped, see above
+            log.debug("spare id blocks not taken: %r", exc)
+        finally:
             self._refill = None
-        if not task.cancelled() and task.exception() is None:
-            self._spare.extend(task.result())
 
     async def next_id(self) -> int:
         """Returns without touching the database except when no id is in hand."""
@@ -93,23 +95,31 @@ class IdBlocks:
             await self._new_blocks()
         return value
 
-    async def _take_after(self, refill: asyncio.Task[list[int]] | None) -> list[int]:
-        """The refill in flight, or new blocks when there is none or it failed."""
-        if refill is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(refill)
-                return []  # its blocks are spare now (``_refilled``)
-        return await self._take_blocks(self._wanted)
-
     async def _new_blocks(self) -> None:
         """One block request at a time, shared by every caller that needs it: when it fails,
         they all fail with it (the next caller asks again). Callers queued behind a lock used
-        to try again one after another, so with PostgreSQL cut off the n-th waited n timeouts."""
+        to try again one after another, so with PostgreSQL cut off the n-th waited n timeouts.
+
+        The request puts its blocks in hand and clears itself before it ends, in its own step,
+        so ``_taking`` is never a finished request: awaiting one returns without yielding, and
+        a caller that met one (its blocks applied later, by a done callback) looped forever
+        with the event loop stopped."""
         taking = self._taking
         if taking is None:
-            taking = self._taking = asyncio.create_task(self._take_after(self._refill))
-            taking.add_done_callback(self._taken)  # runs before any waiter resumes
+            taking = self._taking = asyncio.create_task(self._taken())
         await asyncio.shield(taking)
+
+    async def _taken(self) -> None:
+        """The refill in flight, or new blocks when there is none or it brought none."""
+        try:
+            refill = self._refill
+            if refill is not None:
+                await asyncio.shield(refill)
+                if self._spare:
+                    return
+            self._spare.extend(await self._take_blocks(self._wanted))
+        finally:
+            self._taking = None
 
     async def close(self) -> None:
         """Stops the block requests in flight: at shutdown their ids would only be skipped."""
@@ -118,11 +128,3 @@ class IdBlocks:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
-
-    def _taken(self, task: asyncio.Task[list[int]]) -> None:
-        """Each block is handed out once, whoever wakes first; a failure is dropped here and
-        raised to every waiter."""
-        if self._taking is task:
-            self._taking = None
-        if not task.cancelled() and task.exception() is None:
-            self._spare.extend(task.result())

@@ -401,3 +401,38 @@ async def test_a_failing_writer_is_not_waited_for(pool: Pool) -> None:
     health.failed(ConnectionRefusedError("PostgreSQL is away"))
     assert not store.behind
     await store.close()
+
+
+class _QueuesACallerAsTheBlocksArrive:
+    """The real pool; as the block query's rows come back, it queues another caller of
+    ``next_id`` in that very loop step: after the request's own end, ahead of anything the end
+    schedules (as an insert read from a socket in the same step is)."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.ids: IdBlocks | None = None
+        self.late: list[asyncio.Task[int]] = []
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        rows = await self.pool.fetch(query, *args)
+        if self.ids is not None and not self.late:
+            self.late.append(asyncio.get_running_loop().create_task(self.ids.next_id()))
+        return rows
+
+
+@pytest.mark.timeout(15)
+async def test_a_caller_in_the_step_a_block_arrives_in_gets_an_id_and_the_loop_goes_on(
+    pool: Pool,
+) -> None:
+    """Two instances under a flood hung at 100% CPU after exactly 2,000 ids each. A block
+    request's rows were put in hand by a done callback; an insert that ran between the
+    request's end and that callback found the request finished, awaited it (a finished task
+    returns without yielding), found no id, and looped: the event loop never ran again."""
+    racing = _QueuesACallerAsTheBlocksArrive(pool)
+    ids = IdBlocks(racing)  # type: ignore[arg-type]
+    racing.ids = ids
+    first = await asyncio.wait_for(ids.next_id(), 5)
+    [late] = racing.late
+    second = await asyncio.wait_for(late, 5)
+    assert sorted((first, second)) == [min(first, second), min(first, second) + 1]
+    await ids.close()
