@@ -107,6 +107,7 @@ class IdBlocks:
         taking = self._taking
         if taking is None:
             taking = self._taking = asyncio.create_task(self._taken())
+            taking.add_done_callback(_retrieved)
         await asyncio.shield(taking)
 
     async def _taken(self) -> None:
@@ -128,3 +129,9 @@ class IdBlocks:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    """Marks a failure as seen: its waiters raise it, but they may all have been cancelled."""
+    if not task.cancelled():
+        task.exception()
