@@ -4,8 +4,10 @@ never stops the rest; pending items are capped; a failed id block is asked for a
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
+import weakref
 from typing import Any
 
 import asyncpg
@@ -436,3 +438,28 @@ async def test_a_caller_in_the_step_a_block_arrives_in_gets_an_id_and_the_loop_g
     second = await asyncio.wait_for(late, 5)
     assert sorted((first, second)) == [min(first, second), min(first, second) + 1]
     await ids.close()
+
+
+async def test_a_failed_id_block_request_whose_callers_all_left_is_not_reported_unretrieved(
+    pool: Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The only caller of a block request is cancelled (its session closed) and the request then
+    fails: nobody raises its error, and asyncio would log "Task exception was never retrieved"
+    with a traceback when the task is collected."""
+    ids = IdBlocks(pool)
+    await pool.execute("ALTER SEQUENCE message_id_blocks RENAME TO message_id_blocks_away")
+    try:
+        caller = asyncio.create_task(ids.next_id())
+        await asyncio.sleep(0)  # it asked for a block and waits on the request
+        request = ids._taking
+        assert request is not None
+        caller.cancel()
+        await asyncio.wait({request})
+        assert request.done() and not request.cancelled()  # it failed (not asked: that retrieves)
+    finally:
+        await pool.execute("ALTER SEQUENCE message_id_blocks_away RENAME TO message_id_blocks")
+    collected = weakref.ref(request)
+    del request, caller  # the cancelled caller's last frame holds the request
+    gc.collect()
+    assert collected() is None
+    assert "never retrieved" not in caplog.text
