@@ -76,10 +76,10 @@ class IdBlocks:
             and self._refill is None
             and len(self._spare) < self._wanted
         ):
-            self._refill = asyncio.create_task(self._refilled(self._wanted - len(self._spare)))
+            self._refill = asyncio.create_task(self._refill_spare(self._wanted - len(self._spare)))
         return value
 
-    async def _refilled(self, count: int) -> None:
+    async def _refill_spare(self, count: int) -> None:
         """Spare blocks in the background; a failed refill is dropped (the next half-used
         block asks again, and ``next_id`` raises the database's error to its caller)."""
         try:
@@ -106,11 +106,11 @@ class IdBlocks:
         with the event loop stopped."""
         taking = self._taking
         if taking is None:
-            taking = self._taking = asyncio.create_task(self._taken())
+            taking = self._taking = asyncio.create_task(self._take_more())
             taking.add_done_callback(_retrieved)
         await asyncio.shield(taking)
 
-    async def _taken(self) -> None:
+    async def _take_more(self) -> None:
         """The refill in flight, or new blocks when there is none or it brought none."""
         try:
             refill = self._refill
