@@ -15,7 +15,7 @@ from gateway.devices.access import Access
 from gateway.errors import Forbidden, NotFound
 from gateway.store.messages import MessageStore
 from gateway.store.stored import Selection
-from gateway.types import Action, Command, Notification, Principal
+from gateway.types import Action, Command, Device, Notification, Principal
 
 REPLAY_PAGE = 10_000
 """Stored items a replay reads per query (without their payloads); it reads on until a page
@@ -45,6 +45,30 @@ class Messages:
         self.publish = publish
         self.handover = handover
 
+    def insert_notification_now(
+        self,
+        principal: Principal,
+        device_id: str,
+        name: str,
+        parameters: Any,
+        timestamp: float | None,
+    ) -> Notification | None:
+        """``insert_notification`` from the caches and the ids in hand, without a coroutine
+        (the hot path): None, having done nothing, when it must wait (the device or the
+        principal's memberships are not cached, the writer is behind, no id is in hand)."""
+        device = self.access.known_device_for(principal, device_id, Action.CreateDeviceNotification)
+        if device is None:
+            return None
+        if device.is_blocked:
+            raise Forbidden(f"Device {device_id} is blocked")
+        messages = self.messages
+        if messages.behind:
+            return None
+        item_id = messages.take_id()
+        if item_id is None:
+            return None
+        return self._insert_notification(device, item_id, name, parameters, timestamp)
+
     async def insert_notification(
         self,
         principal: Principal,
@@ -53,11 +77,7 @@ class Messages:
         parameters: Any,
         timestamp: float | None,
     ) -> Notification:
-        # The cached answers first: on the hot path neither needs a coroutine.
-        access = self.access
-        device = access.known_device_for(
-            principal, device_id, Action.CreateDeviceNotification
-        ) or await access.device_for(principal, device_id, Action.CreateDeviceNotification)
+        device = await self.access.device_for(principal, device_id, Action.CreateDeviceNotification)
         if device.is_blocked:
             raise Forbidden(f"Device {device_id} is blocked")
         if self.messages.behind:
@@ -65,6 +85,11 @@ class Messages:
         item_id = self.messages.take_id()
         if item_id is None:
             item_id = await self.messages.next_id()
+        return self._insert_notification(device, item_id, name, parameters, timestamp)
+
+    def _insert_notification(
+        self, device: Device, item_id: int, name: str, parameters: Any, timestamp: float | None
+    ) -> Notification:
         notification = Notification(
             id=item_id,
             device_id=device.id,

@@ -1,16 +1,19 @@
-"""The history a replay reads: stored items in chunks bounded in count and in bytes."""
+"""Inserting notifications, on the hot path and the awaited one; the history a replay reads:
+stored items in chunks bounded in count and in bytes."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import asyncpg
+import pytest
 
 from gateway.app import WIRING_KEY
 from gateway.devices.messages import REPLAY_CHUNK_BYTES, Item
+from gateway.errors import Forbidden
 from gateway.store.stored import Selection
 from tests.conftest import AppFactory
-from tests.realtime.helpers import build_world
+from tests.realtime.helpers import build_world, put_device
 
 
 async def _replay_reads(client: Any) -> list[list[Item]]:
@@ -74,3 +77,60 @@ async def test_an_item_bigger_than_the_read_budget_is_read_alone(
         await conn.close()
     chunks = await _replay_reads(client)
     assert [[item.id for item in chunk] for chunk in chunks] == [[30000001], [30000002], [30000003]]
+
+
+async def test_the_hot_path_inserts_from_the_caches_or_does_nothing_for_the_awaited_one(
+    make_client: AppFactory,
+) -> None:
+    """``insert_notification_now`` answers without a coroutine when the device is cached and an
+    id is in hand; when it must wait it returns None having taken no id and queued nothing, so
+    the awaited path that follows numbers and stores the item as if it had run alone."""
+    client = await make_client(persist_interval=60.0)
+    world = await build_world(client)
+    wiring = client.app[WIRING_KEY]
+    messages, store = wiring.realtime.messages, wiring.realtime.messages.messages
+    admin = wiring.auth.authenticate(world.admin)
+
+    assert messages.insert_notification_now(admin, "d1", "first", None, None) is None  # no id yet
+    assert store.pending("notification") == []
+    first = await messages.insert_notification(admin, "d1", "first", {"n": 1}, None)
+    second = messages.insert_notification_now(admin, "d1", "second", {"n": 2}, 1_000_000.5)
+    assert second is not None
+    assert (second.id, second.device_id, second.network_id, second.device_type_id) == (
+        first.id + 1,
+        "d1",
+        world.n1,
+        1,
+    )
+    assert (second.notification, second.parameters, second.timestamp) == (
+        "second",
+        {"n": 2},
+        1_000_000.5,
+    )
+    assert [item.id for item in store.pending("notification")] == [first.id, second.id]
+
+    assert messages.insert_notification_now(admin, "d-uncached", "x", None, None) is None
+    store.batch = 1  # two items pending on a writer that is writing: it is behind
+    assert messages.insert_notification_now(admin, "d1", "third", None, None) is None
+    store.batch = 1000
+    third = messages.insert_notification_now(admin, "d1", "third", None, None)
+    assert third is not None and third.id == second.id + 1
+
+
+async def test_the_hot_path_refuses_what_the_awaited_path_refuses(make_client: AppFactory) -> None:
+    client = await make_client(persist_interval=60.0)
+    world = await build_world(client)
+    await put_device(client, world.admin, "d9", world.n1, None, isBlocked=True)
+    wiring = client.app[WIRING_KEY]
+    messages = wiring.realtime.messages
+    admin = wiring.auth.authenticate(world.admin)
+    with pytest.raises(Forbidden, match=r"^Device d9 is blocked$"):
+        await messages.insert_notification(admin, "d9", "x", None, None)
+    with pytest.raises(Forbidden, match=r"^Device d9 is blocked$"):
+        messages.insert_notification_now(admin, "d9", "x", None, None)
+    bob = wiring.auth.authenticate(world.bob)  # a member of n2 only
+    with pytest.raises(Forbidden, match=r"^Device d1 is outside the token's scope$"):
+        await messages.insert_notification(bob, "d1", "x", None, None)
+    with pytest.raises(Forbidden, match=r"^Device d1 is outside the token's scope$"):
+        messages.insert_notification_now(bob, "d1", "x", None, None)
+    assert messages.messages.pending("notification") == []

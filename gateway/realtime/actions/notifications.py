@@ -10,6 +10,7 @@ from gateway.realtime.actions.fields import NAME, TIMESTAMP, timestamp
 from gateway.realtime.dispatcher import Context, action, principal_of
 from gateway.realtime.session import Session
 from gateway.schema import DEVICE_ID, DEVICE_ID_PATTERN, AnyJson, Obj
+from gateway.types import Notification
 
 NOTIFICATION_BODY = Obj(
     {"notification": NAME, "parameters": AnyJson(), "timestamp": TIMESTAMP},
@@ -38,11 +39,29 @@ def _plain_notification(request: dict[str, Any]) -> bool:
     )
 
 
+def _acknowledged(item: Notification) -> bytes:
+    return b'"notification":{"id":%d,"timestamp":"%s"}' % (item.id, iso(item.timestamp).encode())
+
+
+def _insert_now(ctx: Context, session: Session, request: dict[str, Any]) -> bytes | None:
+    body = request["notification"]
+    stamp = body.get("timestamp")
+    item = ctx.messages.insert_notification_now(
+        principal_of(session),
+        request["deviceId"],
+        body["notification"],
+        body.get("parameters"),
+        None if stamp is None else timestamp(stamp, "notification.timestamp"),
+    )
+    return None if item is None else _acknowledged(item)
+
+
 @action(
     "notification/insert",
     {"deviceId": DEVICE_ID, "notification": NOTIFICATION_BODY},
     ("deviceId", "notification"),
     plain=_plain_notification,
+    now=_insert_now,
 )
 async def notification_insert(ctx: Context, session: Session, request: dict[str, Any]) -> bytes:
     body = request["notification"]
@@ -53,4 +72,4 @@ async def notification_insert(ctx: Context, session: Session, request: dict[str,
         body.get("parameters"),
         timestamp(body.get("timestamp"), "notification.timestamp"),
     )
-    return b'"notification":{"id":%d,"timestamp":"%s"}' % (item.id, iso(item.timestamp).encode())
+    return _acknowledged(item)
