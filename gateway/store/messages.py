@@ -62,12 +62,15 @@ class MessageStore(StoredMessages):
         self.page_max_bytes = page_max_bytes
         """Bytes of payload one history page may hold (see ``history.find``)."""
         self.pending_bytes = 0
-        self._sizes: dict[tuple[bool, int], int] = {}
-        """What each pending item counts in ``pending_bytes``, by (is a command, id)."""
+        self._sizes: dict[int, int] = {}
+        """What each pending item counts in ``pending_bytes``, by id (a command's negated: a
+        number, where a tuple key would be made per item)."""
         self.health = health
         self.writer = BatchWriter(pool)
         self.refused = 0
         self.ids = IdBlocks(pool)
+        self.take_id = self.ids.take
+        """A new message id, or None when one must be awaited from ``next_id``."""
         self._notifications: dict[int, Notification] = {}
         self._commands: dict[int, Command] = {}
         self._wake = asyncio.Event()
@@ -111,10 +114,6 @@ class MessageStore(StoredMessages):
         if room is not None and not room.done():
             room.set_result(None)
 
-    def take_id(self) -> int | None:
-        """A new message id, or None when one must be awaited from ``next_id``."""
-        return self.ids.take()
-
     async def next_id(self) -> int:
         return await self.ids.next_id()
 
@@ -124,7 +123,7 @@ class MessageStore(StoredMessages):
     def pending_count(self) -> int:
         return len(self._notifications) + len(self._commands)
 
-    def _admit(self, key: tuple[bool, int], new: bool, size: int) -> None:
+    def _admit(self, key: int, new: bool, size: int) -> None:
         """Refuse (503) rather than acknowledge what could not be kept: storage is behind by
         ``max_pending`` items or ``max_pending_bytes`` of payload, or the store is closing.
         Counts what is admitted; a new state of a pending command is always admitted."""
@@ -151,13 +150,10 @@ class MessageStore(StoredMessages):
             )
         raise Unavailable("Storage is behind; retry later", retry_after=1)
 
-    def _forget(self, key: tuple[bool, int]) -> None:
-        self.pending_bytes -= self._sizes.pop(key, 0)
-
     def add_notification(self, item: Notification) -> None:
         """Raises Unavailable instead of queueing beyond the bounds."""
         self._admit(
-            (False, item.id),
+            item.id,
             item.id not in self._notifications,
             len(item.notification) + payload_bytes(item.parameters),
         )
@@ -171,7 +167,7 @@ class MessageStore(StoredMessages):
         """A new command or a new state of one; the latest state is what gets written.
         Raises Unavailable instead of queueing beyond the bounds."""
         self._admit(
-            (True, item.id),
+            -item.id,
             item.id not in self._commands,
             len(item.command) + payload_bytes(item.parameters) + payload_bytes(item.result),
         )
@@ -203,18 +199,24 @@ class MessageStore(StoredMessages):
 
     def _settled_notifications(self, items: Sequence[Notification]) -> None:
         self.settled += len(items)
+        pending, sizes = self._notifications, self._sizes
+        forgotten = 0
         for item in items:
-            if self._notifications.pop(item.id, None) is not None:
-                self._forget((False, item.id))
+            if pending.pop(item.id, None) is not None:
+                forgotten += sizes.pop(item.id, 0)
+        self.pending_bytes -= forgotten
         if self._room is not None and not self.behind:
             self._make_room()
 
     def _settled_commands(self, items: Sequence[Command]) -> None:
         self.settled += len(items)
+        pending, sizes = self._commands, self._sizes
+        forgotten = 0
         for item in items:
-            if self._commands.get(item.id) is item:
-                del self._commands[item.id]
-                self._forget((True, item.id))
+            if pending.get(item.id) is item:
+                del pending[item.id]
+                forgotten += sizes.pop(-item.id, 0)
+        self.pending_bytes -= forgotten
         if self._room is not None and not self.behind:
             self._make_room()
 
