@@ -302,8 +302,8 @@ class Hub:
         by_device = routes.get(device)
         by_network = routes.get(network)
         bus = self.bus
-        to_device = bus.wants(device)
-        to_network = bus.wants(network)
+        to_device = bus.shared and bus.wants(device)  # an instance alone has nobody to ask
+        to_network = bus.shared and bus.wants(network)
         if not (by_device or by_network or to_device or to_network):
             return
         item_json = orjson.dumps(item.to_json())
@@ -376,7 +376,7 @@ class Hub:
                 continue
             if is_update and not subscription.with_updates:
                 continue
-            if not subscription.wants(network_id, device_type_id, name):
+            if subscription.filtered and not subscription.wants(network_id, device_type_id, name):
                 continue
             allowed = verdicts.get(principal.jti)
             if allowed is None:
@@ -397,4 +397,4 @@ class Hub:
                 session.send(data)
             sent += 1
         if sent:
-            self._pushed[kind].inc(sent)
+            self._pushed[kind].value += sent

@@ -26,9 +26,14 @@ class Subscription:
     id_bytes: bytes = b""
     replay_buffer: list[tuple[int | None, bytes]] | None = None
     """While a replay runs: live pushes held back as (item id, frame); id None for updates."""
+    filtered: bool = field(default=False, init=False)
+    """Whether ``wants`` can say no (the fan-out asks it only then)."""
 
     def __post_init__(self) -> None:
         self.id_bytes = str(self.id).encode()
+        self.filtered = not (
+            self.network_ids is None and self.device_type_ids is None and self.names is None
+        )
 
     @property
     def dynamic(self) -> bool:

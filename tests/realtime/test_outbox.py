@@ -9,7 +9,7 @@ import pytest
 from gateway.realtime.outbox import Outbox, text_frames
 
 
-@pytest.mark.parametrize("length", [0, 1, 125, 126, 65535, 65536, 70000])
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 4095, 4096, 65535, 65536, 70000])
 def test_text_frames_are_unmasked_final_text_frames(length: int) -> None:
     payload = b"x" * length
     frame = text_frames([payload])
