@@ -8,6 +8,7 @@ of the grace window). Keeping them in coarse buckets costs a set slot per sessio
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import math
 from collections.abc import Callable
@@ -32,6 +33,10 @@ class Deadlines(Generic[T]):
     def __init__(self, resolution: float = 0.05) -> None:
         self.resolution = resolution
         self._buckets: dict[int, _Bucket[T]] = {}
+        self._due: list[int] = []
+        """The buckets' ticks, earliest first (a heap; a bucket emptied by ``cancel`` leaves its
+        tick behind until it comes): a tick finds what is due without scanning every bucket,
+        of which tokens hours apart leave thousands."""
         self._key_of: dict[T, _Bucket[T]] = {}
         self._ticker: asyncio.TimerHandle | None = None
 
@@ -46,6 +51,11 @@ class Deadlines(Generic[T]):
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = _Bucket(key)
+            due = self._due
+            heapq.heappush(due, key)
+            if len(due) > 2 * len(self._buckets) + 64:  # mostly ticks of emptied buckets
+                due[:] = self._buckets
+                heapq.heapify(due)
         bucket[owner] = action
         self._key_of[owner] = bucket
         if self._ticker is None:
@@ -61,9 +71,13 @@ class Deadlines(Generic[T]):
     def _tick(self) -> None:
         loop = asyncio.get_running_loop()
         now = math.floor(loop.time() / self.resolution)
-        if self._buckets:
-            for key in sorted(k for k in self._buckets if k <= now):
-                bucket = self._buckets.pop(key)
+        due = self._due
+        keys = []  # a deadline an action sets for now waits for the next tick
+        while due and due[0] <= now:
+            keys.append(heapq.heappop(due))
+        for key in keys:
+            bucket = self._buckets.pop(key, None)
+            if bucket is not None:
                 for owner, action in list(bucket.items()):
                     if owner not in bucket:
                         continue  # cancelled (or given a new deadline) by an action of this tick
@@ -74,11 +88,16 @@ class Deadlines(Generic[T]):
                     except Exception:
                         # One failing action must not stop the ticker for every other session.
                         log.exception("deadline action for %r failed", owner)
-        self._ticker = loop.call_later(self.resolution, self._tick) if self._buckets else None
+        if self._buckets:
+            self._ticker = loop.call_later(self.resolution, self._tick)
+        else:
+            self._ticker = None
+            due.clear()
 
     def close(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
         self._buckets.clear()
+        self._due.clear()
         self._key_of.clear()

@@ -80,3 +80,50 @@ async def test_a_failing_action_neither_stops_the_others_nor_the_ticker(
     await asyncio.wait_for(later.wait(), 5)
     assert fired == ["b"]
     assert "deadline action for 'a' failed" in caplog.text
+
+
+async def test_a_due_deadline_fires_on_time_among_thousands_of_later_ones() -> None:
+    """A tick looks at what is due, not at every bucket: tokens that expire hours apart leave
+    thousands of them."""
+    deadlines: Deadlines[int] = Deadlines(resolution=0.01)
+    fired = asyncio.Event()
+    for owner in range(5_000):
+        deadlines.set(owner, 60.0 + owner, lambda owner: None)
+    deadlines.set(-1, 0.02, lambda owner: fired.set())
+    await asyncio.wait_for(fired.wait(), 1)
+    assert len(deadlines) == 5_000
+    deadlines.close()
+
+
+async def test_a_deadline_set_and_cancelled_over_and_over_leaves_bounded_state() -> None:
+    """A client can make its session's deadline move as often as it likes (a pong each time):
+    what is kept for ticks whose buckets were emptied stays in proportion to the live ones."""
+    deadlines: Deadlines[str] = Deadlines(resolution=0.01)
+    for step in range(10_000):
+        deadlines.set("a", 1.0 + step * 0.01, lambda owner: None)
+    deadlines.set("b", 0.5, lambda owner: None)
+    assert len(deadlines) == 2
+    assert len(deadlines._due) <= 2 * 2 + 64
+    deadlines.close()
+
+
+async def test_an_action_that_sets_a_deadline_for_now_waits_for_the_next_tick() -> None:
+    """An action that re-arms itself with no delay runs once per tick, never in a loop that
+    keeps the tick from returning."""
+    deadlines: Deadlines[str] = Deadlines(resolution=0.01)
+    runs: list[float] = []
+    loop = asyncio.get_running_loop()
+    three = asyncio.Event()
+
+    def again(owner: str) -> None:
+        runs.append(loop.time())
+        if len(runs) == 3:
+            three.set()
+        else:
+            deadlines.set(owner, 0.0, again)
+
+    deadlines.set("a", 0.0, again)
+    await asyncio.wait_for(three.wait(), 1)
+    assert len(runs) == 3
+    assert runs[1] > runs[0] and runs[2] > runs[1]
+    deadlines.close()
