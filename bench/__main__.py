@@ -40,7 +40,16 @@ from bench.infra import (
     redis_version,
 )
 
-SCENARIOS = ("authcheck", "fanout", "calls", "cluster", "connections", "revocation", "login")
+SCENARIOS = (
+    "authcheck",
+    "fanout",
+    "calls",
+    "instructions",
+    "cluster",
+    "connections",
+    "revocation",
+    "login",
+)
 
 
 def _parser() -> argparse.ArgumentParser:

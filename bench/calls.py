@@ -14,6 +14,7 @@ does not, and shows whether a change removed it.
 from __future__ import annotations
 
 import pstats
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,39 +45,67 @@ def _calls(path: Path) -> dict[str, int]:
     return out
 
 
+def server_command(
+    ctx: Context, target: str, port: int, name: str, wrapper: list[str]
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment of ``target`` (gateway or baseline) run under ``wrapper``, a
+    command that ends where the Python module to run is named (``python -m cProfile ... -m``)."""
+    if target == "gateway":
+        return [*wrapper, "gateway", "serve"], ctx.gateway_env(port, name, redis=False)
+    return [*wrapper, "bench.baseline", "--port", str(port)], {}
+
+
+async def measured_phase(
+    ctx: Context,
+    server: Server,
+    target: str,
+    tag: str,
+    *,
+    rate: int,
+    seconds: float,
+    around: tuple[Callable[[], None], Callable[[], None]] | None = None,
+) -> dict[str, Any]:
+    """The 1:1 x10 load at ``rate`` through a 2 s warm-up and a measured phase of ``seconds``;
+    ``around`` is called just before the measured phase starts and just after it ends. Returns
+    the load generator's account of that phase (raises when it lost messages)."""
+    params = fanout.parameters(ctx.quick)
+    fixture = await fanout._gateway_fixture(server, tag) if target == "gateway" else None
+    phases = [
+        {"label": "warm", "mode": "rate", "rate": rate, "duration": 2.0, "warmup": 0.0},
+        {"label": "measured", "mode": "rate", "rate": rate, "duration": seconds, "warmup": 0.0},
+    ]
+    spec = fanout._spec(server, target, "1:1 x10", params, fixture, phases, tag)
+    async with LoadGen(ctx, spec, f"lg-{server.name}") as loadgen:
+        await loadgen.until("ready", 120)
+        loadgen.send("go")
+        await loadgen.until("phase", 120)
+        if around is not None:
+            around[0]()
+        loadgen.send("go")
+        phase = await loadgen.until("phase", 120)
+        if around is not None:
+            around[1]()
+        await loadgen.until("done", 120)
+    if phase.get("lost"):
+        raise RuntimeError(f"{server.name}: {phase['lost']} messages lost")
+    return phase
+
+
 async def _one(ctx: Context, target: str, seconds: float, tag: str) -> tuple[dict[str, int], int]:
     """One server under cProfile through a warm-up and a measured phase: its calls, and the
     messages of the measured phase."""
     port = free_port()
     name = f"calls-{target}-{seconds:.0f}"
     out = ctx.run_dir / f"{name}.pstats"
-    profiled = [PYTHON, "-m", "cProfile", "-o", str(out), "-m"]
-    if target == "gateway":
-        argv = [*profiled, "gateway", "serve"]
-        env = ctx.gateway_env(port, name, redis=False)
-    else:
-        argv = [*profiled, "bench.baseline", "--port", str(port)]
-        env = {}
+    argv, env = server_command(
+        ctx, target, port, name, [PYTHON, "-m", "cProfile", "-o", str(out), "-m"]
+    )
     server = Server(name, argv, port, env, ctx.run_dir / "logs", cpus=ctx.server_cpus)
     await ctx._start(server)
     try:
-        params = fanout.parameters(ctx.quick)
-        fixture = await fanout._gateway_fixture(server, tag) if target == "gateway" else None
-        phases = [
-            {"label": "warm", "mode": "rate", "rate": RATE, "duration": 2.0, "warmup": 0.0},
-            {"label": "calls", "mode": "rate", "rate": RATE, "duration": seconds, "warmup": 0.0},
-        ]
-        spec = fanout._spec(server, target, "1:1 x10", params, fixture, phases, tag)
-        async with LoadGen(ctx, spec, f"lg-{name}") as loadgen:
-            await loadgen.until("ready", 60)
-            for _ in phases:
-                loadgen.send("go")
-                phase = await loadgen.until("phase", 120)
-            await loadgen.until("done", 60)
+        phase = await measured_phase(ctx, server, target, tag, rate=RATE, seconds=seconds)
     finally:
         ctx.stop(server)  # SIGINT: the server returns from main and cProfile writes its file
-    if phase.get("lost"):
-        raise RuntimeError(f"{name}: {phase['lost']} messages lost")
     return _calls(out), int(phase["sent"])
 
 

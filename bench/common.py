@@ -142,10 +142,10 @@ class Context:
         )
         return await self._start(server)
 
-    async def _start(self, server: Server) -> Server:
+    async def _start(self, server: Server, ready_timeout: float = 60.0) -> Server:
         self.servers.append(server)
         server.start()
-        await server.wait_ready()
+        await server.wait_ready(ready_timeout)
         self.sampler.watch(server.name, server.pid)
         return server
 
