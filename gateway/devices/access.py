@@ -56,10 +56,8 @@ class Access:
         self, principal: Principal, device_id: str, action: Action
     ) -> Device | None:
         """``device_for`` from the caches alone, so the hot path needs no coroutine: None when
-        the device or the principal's memberships are not cached yet. It runs once per message:
-        ``require``'s bit test is written out."""
-        if not principal.mask >> action & 1:
-            raise Forbidden(f"Missing permission: {action.name}")
+        the device or the principal's memberships are not cached yet."""
+        self.require(principal, action)
         registry = self.registry
         device = registry.device(device_id)
         if device is None:

@@ -216,11 +216,9 @@ class Dispatcher:
             if spec is None:
                 raise BadRequest(f"Unknown action: {action_name!r}")
             self._received[action_name].value += 1
-            principal = session.principal
-            if spec.needs_token and (
-                principal is None or session.expired or self.ctx.view.is_revoked(principal)
-            ):
+            if spec.needs_token:
                 self._check_token(session)
+            principal = session.principal
             if (
                 principal is not None
                 and principal.scope.topic is not None
@@ -261,10 +259,6 @@ class Dispatcher:
                 session.send(
                     error(action_name, request_id, 429, "Too many requests in progress; wait")
                 )
-            return
-        if type(result) is bytes:  # the hot path's: no after
-            session.errors = 0
-            session.send(success_with(action_name, request_id, result))
             return
         after = self._succeeded(session, action_name, request_id, result)
         if after is not None:
