@@ -247,10 +247,14 @@ async def test_a_second_sigterm_does_not_cut_the_last_writes_short(
 
 def worker_pids(parent: int) -> list[int]:
     """The parent's worker processes (multiprocessing's spawn children)."""
-    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-    return [
-        int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]
+    workers = []
+    for pid in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
+        try:
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                workers.append(int(pid))
+        except OSError:  # it ended between the listing and the read
+            continue
+    return workers
 
 
 def live_in_group(group: int) -> list[int]:
@@ -286,7 +290,12 @@ async def test_a_worker_that_dies_is_logged_and_started_again(
     os.kill(pids[0], signal.SIGKILL)
 
     await wait_for_line(gateway, f"(pid {pids[0]}) was killed by signal 9; starting it again")
-    new = [pid for pid in worker_pids(gateway.process.pid) if pid not in pids]
+    # The line is written before the new worker is spawned, and a spawned child shows
+    # spawn_main in its command line only once it has exec'd: wait for it, bounded.
+    deadline = time.monotonic() + 30
+    while not (new := [pid for pid in worker_pids(gateway.process.pid) if pid not in pids]):
+        assert time.monotonic() < deadline, gateway.logs()
+        await asyncio.sleep(0.05)
     assert len(new) == 1, new
     await gateway.wait_ready(instances=workers)
     assert gateway.returncode is None
