@@ -131,6 +131,12 @@ def base_label(label: str) -> str:
 _SUMMED = ("sent", "acked", "errors", "delivered", "expected", "stored", "skipped", "lost")
 
 
+def _kernel(phase: dict[str, Any]) -> float | None:
+    """The server's CPU in the kernel (system time) during a phase."""
+    total, user = phase.get("server_cpu_percent"), phase.get("server_user_cpu_percent")
+    return None if total is None or user is None else total - user
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -247,12 +253,17 @@ def _resources(
     with a ``partner`` (the instance the dashboards are on), the server CPU is both's."""
     start, end = phase["window"]
     cpu = ctx.sampler.cpu_percent
+    user = ctx.sampler.user_percent
     phase["server_cpu_percent"] = cpu(server.name, start, end)
+    phase["server_user_cpu_percent"] = user(server.name, start, end)
     if partner is not None:
         other = cpu(partner.name, start, end)
+        other_user = user(partner.name, start, end)
         phase["partner_cpu_percent"] = other
         if phase["server_cpu_percent"] is not None and other is not None:
             phase["server_cpu_percent"] += other
+        if phase["server_user_cpu_percent"] is not None and other_user is not None:
+            phase["server_user_cpu_percent"] += other_user
     phase["server_rss_mib"] = (ctx.sampler.rss_max(server.name, start, end) or 0) / 2**20
     if pg_names:
         used = [cpu(name, start, end) for name in pg_names]
@@ -469,6 +480,14 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                     "baseline_cpu_percent": base["server_cpu_percent"],
                     "gateway_cpu_percent": gate["server_cpu_percent"],
                     "cpu_ratio": ratio(gate["server_cpu_percent"], base["server_cpu_percent"]),
+                    "baseline_user_cpu_percent": base.get("server_user_cpu_percent"),
+                    "gateway_user_cpu_percent": gate.get("server_user_cpu_percent"),
+                    "user_cpu_ratio": ratio(
+                        gate.get("server_user_cpu_percent"), base.get("server_user_cpu_percent")
+                    ),
+                    "baseline_kernel_cpu_percent": _kernel(base),
+                    "gateway_kernel_cpu_percent": _kernel(gate),
+                    "kernel_cpu_ratio": ratio(_kernel(gate), _kernel(base)),
                     "postgres_cpu_percent": gate.get("postgres_cpu_percent"),
                     "baseline_latency_ms": base["latency_ms"],
                     "gateway_latency_ms": gate["latency_ms"],

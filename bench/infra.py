@@ -215,6 +215,7 @@ class Sample:
     at: float  # time.monotonic(), comparable with the load generator's clock
     cpu: float  # user + system seconds
     rss: int
+    user: float = 0.0  # of which in user space (the process's own code, not the kernel's)
 
 
 class Sampler:
@@ -265,7 +266,10 @@ class Sampler:
                 with proc.oneshot():
                     times = proc.cpu_times()
                     sample = Sample(
-                        time.monotonic(), times.user + times.system, proc.memory_info().rss
+                        time.monotonic(),
+                        times.user + times.system,
+                        proc.memory_info().rss,
+                        times.user,
                     )
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 return None
@@ -305,6 +309,15 @@ class Sampler:
             return None
         first, last = found
         return 100.0 * (last.cpu - first.cpu) / (last.at - first.at)
+
+    def user_percent(self, name: str, start: float, end: float) -> float | None:
+        """The user-space part of ``cpu_percent`` (a process's; the rest is the kernel working
+        for it: socket reads and writes, ``epoll``)."""
+        found = self._between(name, start, end)
+        if found is None:
+            return None
+        first, last = found
+        return 100.0 * (last.user - first.user) / (last.at - first.at)
 
     def rss_max(self, name: str, start: float, end: float) -> int | None:
         with self._lock:

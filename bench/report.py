@@ -305,6 +305,28 @@ def fanout_tables(fanout: dict[str, Any]) -> str:
             for r in rows
         ],
     )
+    split_rows = [r for r in rows if r["offered_per_s"] and r.get("user_cpu_ratio") is not None]
+    split = table(
+        [
+            "topology",
+            "phase",
+            "user space: baseline / gateway %",
+            "user ratio",
+            "kernel: baseline / gateway %",
+            "kernel ratio",
+        ],
+        [
+            [
+                r["topology"],
+                r["label"],
+                f"{fmt(r['baseline_user_cpu_percent'])} / {fmt(r['gateway_user_cpu_percent'])}",
+                x(r["user_cpu_ratio"]),
+                f"{fmt(r['baseline_kernel_cpu_percent'])} / {fmt(r['gateway_kernel_cpu_percent'])}",
+                x(r.get("kernel_cpu_ratio")),
+            ]
+            for r in split_rows
+        ],
+    )
     counts = table(
         [
             "topology",
@@ -338,6 +360,10 @@ def fanout_tables(fanout: dict[str, Any]) -> str:
         "**Throughput and resources** (msg/s = deliveries per second at the dashboards; CPU in % "
         "of one core; PG = the PostgreSQL backends serving the gateway)\n\n"
         + throughput
+        + "\n\n**Where the server's CPU goes at a fixed rate** (user space: the process's own "
+        "code, Python and the C it calls; kernel: system time spent for it, socket reads and "
+        "writes, `epoll`; medians of the rounds)\n\n"
+        + split
         + "\n\n**End-to-end latency** (publisher send to dashboard receive; the control is the "
         "bare relay also writing what it acknowledges to the same PostgreSQL, every 50 ms with "
         "the gateway's insert; the last column times the same pushes to when the kernel queued "
