@@ -302,22 +302,23 @@ class Sampler:
             return None
         return inside[0], inside[-1]
 
-    def cpu_percent(self, name: str, start: float, end: float) -> float | None:
-        """CPU use in the window, in % of one core (the machine: up to 100 x cores)."""
+    def _percent(
+        self, name: str, start: float, end: float, seconds: Callable[[Sample], float]
+    ) -> float | None:
         found = self._between(name, start, end)
         if found is None:
             return None
         first, last = found
-        return 100.0 * (last.cpu - first.cpu) / (last.at - first.at)
+        return 100.0 * (seconds(last) - seconds(first)) / (last.at - first.at)
+
+    def cpu_percent(self, name: str, start: float, end: float) -> float | None:
+        """CPU use in the window, in % of one core (the machine: up to 100 x cores)."""
+        return self._percent(name, start, end, lambda sample: sample.cpu)
 
     def user_percent(self, name: str, start: float, end: float) -> float | None:
         """The user-space part of ``cpu_percent`` (a process's; the rest is the kernel working
         for it: socket reads and writes, ``epoll``)."""
-        found = self._between(name, start, end)
-        if found is None:
-            return None
-        first, last = found
-        return 100.0 * (last.user - first.user) / (last.at - first.at)
+        return self._percent(name, start, end, lambda sample: sample.user)
 
     def rss_max(self, name: str, start: float, end: float) -> int | None:
         with self._lock:
