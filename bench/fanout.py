@@ -274,6 +274,7 @@ def _resources(
         phase["postgres_cpu_percent"] = sum(u for u in used if u is not None)
     machine = cpu(ctx.sampler.MACHINE, start, end)
     phase["machine_cpu_percent"] = machine
+    phase["steal_percent"] = ctx.sampler.steal_percent(start, end)
     ours = [
         phase["server_cpu_percent"],
         cpu(f"loadgen-{loadgen}", start, end),
@@ -508,6 +509,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                     "baseline_kernel_cpu_percent": _kernel(base),
                     "gateway_kernel_cpu_percent": _kernel(gate),
                     "kernel_cpu_ratio": ratio(_kernel(gate), _kernel(base)),
+                    "baseline_steal_percent": base.get("steal_percent"),
+                    "gateway_steal_percent": gate.get("steal_percent"),
                     "postgres_cpu_percent": gate.get("postgres_cpu_percent"),
                     "baseline_latency_ms": base["latency_ms"],
                     "gateway_latency_ms": gate["latency_ms"],

@@ -216,6 +216,7 @@ class Sample:
     cpu: float  # user + system seconds
     rss: int
     user: float = 0.0  # of which in user space (the process's own code, not the kernel's)
+    steal: float = 0.0  # the machine's only: time its CPUs were ready but the hypervisor ran others
 
 
 class Sampler:
@@ -251,8 +252,8 @@ class Sampler:
         times = psutil.cpu_times()
         busy = times.user + times.nice + times.system
         busy += getattr(times, "irq", 0.0) + getattr(times, "softirq", 0.0)
-        busy += getattr(times, "steal", 0.0)
-        return Sample(time.monotonic(), busy, psutil.virtual_memory().used)
+        steal = getattr(times, "steal", 0.0)
+        return Sample(time.monotonic(), busy + steal, psutil.virtual_memory().used, steal=steal)
 
     def _take(self, name: str) -> Sample | None:
         if name == self.MACHINE:
@@ -319,6 +320,13 @@ class Sampler:
         """The user-space part of ``cpu_percent`` (a process's; the rest is the kernel working
         for it: socket reads and writes, ``epoll``)."""
         return self._percent(name, start, end, lambda sample: sample.user)
+
+    def steal_percent(self, start: float, end: float) -> float | None:
+        """Time the machine's CPUs were taken by the hypervisor in the window, in % of one core.
+        On a shared VM it comes in slices of milliseconds: each one stalls whatever ran on that
+        CPU (a server, the load generator, PostgreSQL), which no server can hide from a tail
+        latency or from a CPU share measured in one window and compared with another."""
+        return self._percent(self.MACHINE, start, end, lambda sample: sample.steal)
 
     def rss_max(self, name: str, start: float, end: float) -> int | None:
         with self._lock:

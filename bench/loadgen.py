@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import sys
 import time
@@ -64,6 +65,48 @@ def percentiles(values: Sequence[float], scale: float = 1.0) -> dict[str, float 
         "max": ordered[-1] * scale,
         "mean": sum(ordered) / n * scale,
     }
+
+
+class OwnCollections:
+    """The load generator's own garbage collections while it times something: a pause here is
+    the harness's, not the server's, and lands in every latency it spans."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float, float]] = []
+        """(generation, start on ``perf_counter``, seconds)."""
+        self._started = 0.0
+
+    def __enter__(self) -> OwnCollections:
+        gc.callbacks.append(self._on_gc)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            started = self._started
+            self.pauses.append((int(info["generation"]), started, time.perf_counter() - started))
+
+    def during(self, start: float, end: float) -> float:
+        """Seconds of collection between two ``perf_counter`` readings."""
+        return sum(
+            min(end, at + length) - max(start, at)
+            for _, at, length in self.pauses
+            if at < end and at + length > start
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            f"gen{generation}": {
+                "count": len(lengths := [p[2] for p in self.pauses if p[0] == generation]),
+                "max_ms": max(lengths, default=0.0) * 1000,
+                "total_ms": sum(lengths) * 1000,
+            }
+            for generation in (0, 1, 2)
+        }
 
 
 def cpu_seconds() -> float:
@@ -598,88 +641,90 @@ async def run_revoke(spec: dict[str, Any]) -> None:
     timeout = aiohttp.ClientTimeout(total=10)
     single: list[dict[str, Any]] = []
     warmup = int(spec.get("warmup", 0))
-    async with aiohttp.ClientSession(timeout=timeout) as http:
-        # One by one: log out a session held on one instance through the other instance.
-        for position, (token, where, role) in enumerate(plan):
-            if role != "sample":
-                continue
-            client = opened[position]
-            if client is None or client.closed.done():
-                continue
-            other = instances[1 - where]
-            t0 = time.perf_counter()
-            async with http.post(
-                f"http://{other['host']}:{other['port']}/v1/auth/logout",
-                headers={"Authorization": f"Bearer {token}"},
-            ) as response:
-                status = response.status
-                await response.read()
-            t_http = time.perf_counter()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(client.closed), 2.0)
-            closed_at = client.close_at if client.closed.done() else None
-            single.append(
-                {
-                    "warmup": len(single) < warmup,
-                    "status": status,
-                    "http_ms": (t_http - t0) * 1000,
-                    "close_ms": None if closed_at is None else (closed_at - t0) * 1000,
-                    "close_code": client.close_code,
-                    "via": f"{where}->{1 - where}",
-                }
-            )
-            await asyncio.sleep(float(spec.get("gap", 0.005)))
-
-        if spec.get("stepped"):
-            # The orchestrator reads the instances' loop lag for this window before going on.
-            emit("singles_done", count=len(single))
-            if not (await _stdin_line(30.0)).strip():
-                raise RuntimeError("no go-ahead from the orchestrator")
-
-        # logout/all: one request, every session of the user on both instances.
-        groups: list[dict[str, Any]] = []
-        for group_index, _group in enumerate(spec["groups"]):
-            role = f"group{group_index}"
-            members = [
-                (position, plan[position][1])
-                for position in range(len(plan))
-                if plan[position][2] == role and opened[position] is not None
-            ]
-            if not members:
-                continue
-            first_position, where = members[0]
-            target = instances[1 - where]
-            t0 = time.perf_counter()
-            async with http.post(
-                f"http://{target['host']}:{target['port']}/v1/auth/logout/all",
-                headers={"Authorization": f"Bearer {plan[first_position][0]}"},
-            ) as response:
-                status = response.status
-                receipt = response.headers.get("X-Sessions-Closed")
-                await response.read()
-            t_http = time.perf_counter()
-            waiting = [opened[p].closed for p, _ in members if opened[p] is not None]  # type: ignore[union-attr]
-            await asyncio.wait(waiting, timeout=10.0)
-            latencies = []
-            codes: dict[str, int] = {}
-            for position, _ in members:
+    with OwnCollections() as own:
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            # One by one: log out a session held on one instance through the other instance.
+            for position, (token, where, role) in enumerate(plan):
+                if role != "sample":
+                    continue
                 client = opened[position]
-                assert client is not None
-                if client.closed.done() and client.close_at is not None:
-                    latencies.append((client.close_at - t0) * 1000)
-                key = str(client.close_code)
-                codes[key] = codes.get(key, 0) + 1
-            groups.append(
-                {
-                    "sessions": len(members),
-                    "closed": len(latencies),
-                    "status": status,
-                    "receipt_header": receipt,
-                    "http_ms": (t_http - t0) * 1000,
-                    "close_ms": percentiles(latencies),
-                    "close_codes": codes,
-                }
-            )
+                if client is None or client.closed.done():
+                    continue
+                other = instances[1 - where]
+                t0 = time.perf_counter()
+                async with http.post(
+                    f"http://{other['host']}:{other['port']}/v1/auth/logout",
+                    headers={"Authorization": f"Bearer {token}"},
+                ) as response:
+                    status = response.status
+                    await response.read()
+                t_http = time.perf_counter()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(client.closed), 2.0)
+                closed_at = client.close_at if client.closed.done() else None
+                single.append(
+                    {
+                        "loadgen_gc_ms": own.during(t0, time.perf_counter()) * 1000,
+                        "warmup": len(single) < warmup,
+                        "status": status,
+                        "http_ms": (t_http - t0) * 1000,
+                        "close_ms": None if closed_at is None else (closed_at - t0) * 1000,
+                        "close_code": client.close_code,
+                        "via": f"{where}->{1 - where}",
+                    }
+                )
+                await asyncio.sleep(float(spec.get("gap", 0.005)))
+
+            if spec.get("stepped"):
+                # The orchestrator reads the instances' loop lag for this window before going on.
+                emit("singles_done", count=len(single))
+                if not (await _stdin_line(30.0)).strip():
+                    raise RuntimeError("no go-ahead from the orchestrator")
+
+            # logout/all: one request, every session of the user on both instances.
+            groups: list[dict[str, Any]] = []
+            for group_index, _group in enumerate(spec["groups"]):
+                role = f"group{group_index}"
+                members = [
+                    (position, plan[position][1])
+                    for position in range(len(plan))
+                    if plan[position][2] == role and opened[position] is not None
+                ]
+                if not members:
+                    continue
+                first_position, where = members[0]
+                target = instances[1 - where]
+                t0 = time.perf_counter()
+                async with http.post(
+                    f"http://{target['host']}:{target['port']}/v1/auth/logout/all",
+                    headers={"Authorization": f"Bearer {plan[first_position][0]}"},
+                ) as response:
+                    status = response.status
+                    receipt = response.headers.get("X-Sessions-Closed")
+                    await response.read()
+                t_http = time.perf_counter()
+                waiting = [opened[p].closed for p, _ in members if opened[p] is not None]  # type: ignore[union-attr]
+                await asyncio.wait(waiting, timeout=10.0)
+                latencies = []
+                codes: dict[str, int] = {}
+                for position, _ in members:
+                    client = opened[position]
+                    assert client is not None
+                    if client.closed.done() and client.close_at is not None:
+                        latencies.append((client.close_at - t0) * 1000)
+                    key = str(client.close_code)
+                    codes[key] = codes.get(key, 0) + 1
+                groups.append(
+                    {
+                        "sessions": len(members),
+                        "closed": len(latencies),
+                        "status": status,
+                        "receipt_header": receipt,
+                        "http_ms": (t_http - t0) * 1000,
+                        "close_ms": percentiles(latencies),
+                        "close_codes": codes,
+                    }
+                )
 
     fillers_open = 0
     for position, (_, _, role) in enumerate(plan):
@@ -704,10 +749,12 @@ async def run_revoke(spec: dict[str, Any]) -> None:
             "close_codes": sorted({str(s["close_code"]) for s in single}),
             "warmup_close_ms": [s["close_ms"] for s in warm],
             "close_ms_each": [s["close_ms"] for s in single],
+            "loadgen_gc_ms_each": [s["loadgen_gc_ms"] for s in single],
             "http_ms_each": [s["http_ms"] for s in single],
         },
         logout_all=groups,
         fillers_still_open=fillers_open,
+        loadgen_gc=own.summary(),
         fillers=filler_count,
     )
 

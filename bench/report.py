@@ -195,7 +195,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "goal": "<= 10 ms",
                 "measured": f"{fmt(s['single_close_ms']['p99'], 2)} ms (p50 "
                 f"{fmt(s['single_close_ms']['p50'], 2)}, "
-                f"max {fmt(s['single_close_ms']['max'], 2)})",
+                f"max {fmt(s['single_close_ms']['max'], 2)}){_revocation_context(s)}",
                 "met": s["met"],
             }
         )
@@ -320,6 +320,7 @@ def fanout_tables(fanout: dict[str, Any]) -> str:
             "user ratio",
             "kernel: baseline / gateway %",
             "kernel ratio",
+            "host steal in the windows: baseline / gateway %",
         ],
         [
             [
@@ -329,6 +330,7 @@ def fanout_tables(fanout: dict[str, Any]) -> str:
                 x(r["user_cpu_ratio"]),
                 f"{fmt(r['baseline_kernel_cpu_percent'])} / {fmt(r['gateway_kernel_cpu_percent'])}",
                 x(r.get("kernel_cpu_ratio")),
+                f"{fmt(r.get('baseline_steal_percent'))} / {fmt(r.get('gateway_steal_percent'))}",
             ]
             for r in split_rows
         ],
@@ -368,7 +370,8 @@ def fanout_tables(fanout: dict[str, Any]) -> str:
         + throughput
         + "\n\n**Where the server's CPU goes at a fixed rate** (user space: the process's own "
         "code, Python and the C it calls; kernel: system time spent for it, socket reads and "
-        "writes, `epoll`; medians of the rounds)\n\n"
+        "writes, `epoll`; host steal: time the hypervisor gave the VM's CPUs to others, in % of "
+        "one core, which stalls whatever was on them; medians of the rounds)\n\n"
         + split
         + "\n\n**End-to-end latency** (publisher send to dashboard receive; the control is the "
         "bare relay also writing what it acknowledges to the same PostgreSQL, every 50 ms with "
@@ -509,6 +512,21 @@ def revocation_table(revocation: dict[str, Any]) -> str:
     )
 
 
+def _revocation_context(s: dict[str, Any]) -> str:
+    """What tells the gateways' tail from the host's: their own count, and the host's steal."""
+    counted = s.get("gateway_counted")
+    if not counted:
+        return ""
+    commits = s.get("postgres_commit_ms") or {}
+    return (
+        f"; the gateways counted {fmt(counted['within'])} of {fmt(counted['closes'])} closes "
+        f"within {fmt(counted['within_ms'], 0)} ms; one commit on this PostgreSQL alone: p50 "
+        f"{fmt(commits.get('p50'), 2)}, p99 {fmt(commits.get('p99'), 2)}, max "
+        f"{fmt(commits.get('max'), 2)} ms; host steal {fmt(s.get('host_steal_percent'))} % "
+        "of a core"
+    )
+
+
 def _stalls(s: dict[str, Any]) -> str:
     warm = ", ".join(fmt(v, 1) for v in s.get("warmup_close_ms") or [] if v is not None)
     parts = [f"First logouts (warm-up, not counted): {warm} ms." if warm else ""]
@@ -519,6 +537,14 @@ def _stalls(s: dict[str, Any]) -> str:
             f"(longest {fmt(item['gen2']['max_ms'], 1)} ms), young GCs "
             f"{item['gen0']['count'] + item['gen1']['count']} (longest "
             f"{fmt(max(item['gen0']['max_ms'], item['gen1']['max_ms']), 1)} ms)."
+        )
+    own = s.get("loadgen_gc")
+    if own:
+        parts.append(
+            f"The load generator's own collections meanwhile: full {own['gen2']['count']} "
+            f"(longest {fmt(own['gen2']['max_ms'], 1)} ms), young "
+            f"{own['gen0']['count'] + own['gen1']['count']} (longest "
+            f"{fmt(max(own['gen0']['max_ms'], own['gen1']['max_ms']), 1)} ms)."
         )
     return " ".join(p for p in parts if p)
 

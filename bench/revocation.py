@@ -21,13 +21,20 @@ reported apart.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import aiohttp
+import asyncpg
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import Context, LoadGen, api
 from bench.infra import Server, backend_pids, renice
+from bench.loadgen import percentiles
+
+COMMITS = 200
+"""Commits timed on the run's PostgreSQL, one at a time, after the logouts (see ``_commits``)."""
 
 TARGET_P99_MS = 10.0
 
@@ -84,6 +91,8 @@ async def run(ctx: Context) -> dict[str, Any]:
             stalls = {
                 server.name: await _probe(server, "lag?reset=1") for server in (first, second)
             }
+            counted = [await _closes_counted(server) for server in (first, second)]
+            commits = await _commits(ctx.database_url, COMMITS)
             loadgen.send("go")
             done = await loadgen.until("done", 240)
             stalls_all = {
@@ -133,6 +142,14 @@ async def run(ctx: Context) -> dict[str, Any]:
                 }
                 for name, item in stalls.items()
             },
+            "host_steal_percent": ctx.sampler.steal_percent(started, ended),
+            "postgres_commit_ms": commits,
+            "loadgen_gc": done["loadgen_gc"],
+            "gateway_counted": {
+                "within_ms": TARGET_P99_MS,
+                "within": sum(within for within, _ in counted),
+                "closes": sum(closes for _, closes in counted),
+            },
             "fillers_still_open": done["fillers_still_open"],
             "fillers": done["fillers"],
             "target_p99_ms": TARGET_P99_MS,
@@ -174,6 +191,52 @@ async def _renice_postgres(ctx: Context) -> None:
     """The PostgreSQL backends serving our database get the benchmark's priority."""
     for pid in await backend_pids(ctx.database_url):
         renice(pid)
+
+
+async def _commits(database_url: str, count: int) -> dict[str, Any]:
+    """How long one small commit takes on the run's PostgreSQL, alone: a revocation is
+    recorded (committed) before it is sent to the instances, so the disk's flush latency is
+    part of every close, and its tail part of the close's tail."""
+    conn = await asyncpg.connect(database_url, timeout=10)
+    try:
+        # A logged table (a temporary one writes no WAL, and its commit flushes nothing).
+        await conn.execute("CREATE TABLE IF NOT EXISTS bench_commit_probe (at double precision)")
+        timings: list[float] = []
+        for _ in range(count):
+            started = time.perf_counter()
+            await conn.execute("INSERT INTO bench_commit_probe VALUES ($1)", time.time())
+            timings.append(time.perf_counter() - started)
+            await asyncio.sleep(0.005)
+        await conn.execute("DROP TABLE bench_commit_probe")
+    finally:
+        await conn.close()
+    return percentiles(timings, 1000.0)
+
+
+async def _closes_counted(server: Server) -> tuple[int, int]:
+    """The instance's own account from its ``gateway_revocation_close_seconds`` histogram:
+    (closes within the target, all closes), from the revocation being recorded to the 4003 frame
+    written. It leaves out the client's side (the HTTP request on its way, the close frame read
+    by the load generator), so a tail here is the gateways' and one only in the requests'
+    timings is not. The warm-up logouts are in it."""
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
+        http.get(f"{server.url}/metrics") as response,
+    ):
+        text = await response.text()
+    within = closes = 0
+    for family in text_string_to_metric_families(text):
+        if family.name != "gateway_revocation_close_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_count"):
+                closes = int(sample.value)
+            elif (
+                sample.name.endswith("_bucket")
+                and float(sample.labels["le"]) == TARGET_P99_MS / 1000
+            ):
+                within = int(sample.value)
+    return within, closes
 
 
 async def _probe(server: Server, path: str) -> dict[str, Any]:
