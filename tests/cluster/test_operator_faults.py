@@ -32,6 +32,7 @@ from tests.cluster.helpers import (
     eventually,
     login,
     make_world,
+    token_status,
 )
 from tests.support.processes import REPO_ROOT, GatewayProcess
 from tests.support.servers import PostgresProcess, RedisProcess, free_port, with_database
@@ -164,6 +165,39 @@ async def test_every_request_that_needs_postgres_gets_503_while_it_is_down(
     assert (replay["status"], replay.get("code")) == ("error", 503), replay
     assert not watcher.closed.is_set()
     assert "unhandled error" not in gateway.stderr(), gateway.logs(200)
+
+
+async def test_a_logout_postgres_cannot_record_changes_nothing_and_can_be_sent_again(
+    own_cluster: Cluster, own_postgres: PostgresProcess, http: aiohttp.ClientSession
+) -> None:
+    """A revocation is written before it is published (README, "Faults and what they do"): one
+    PostgreSQL cannot record is in force nowhere, so the token keeps working, its socket stays
+    open, and the same logout succeeds once PostgreSQL is back. Published first, it would have
+    closed the socket and revoked the token in memory, and the retry would get 401 while the
+    store never learnt of the logout."""
+    (gateway,) = await own_cluster.start("a", redis_url=None)
+    world = await make_world(http, gateway)
+    pair = await login(http, gateway, world.user_email, world.user_password)
+    token = pair["access_token"]
+    peer = await connect(http, gateway, token, "user")
+    await asyncio.to_thread(own_postgres.stop)
+
+    status, body, headers = await call(http, gateway, "POST", "/v1/auth/logout", token)
+    assert (status, headers.get("Retry-After")) == (503, "1"), body
+    assert await token_status(http, gateway, token) == 200
+    await peer.quiet()
+    assert not peer.closed.is_set()
+
+    await asyncio.to_thread(own_postgres.start)
+
+    async def logged_out() -> bool:
+        status, _, _ = await call(http, gateway, "POST", "/v1/auth/logout", token)
+        assert status in (204, 503), status
+        return status == 204
+
+    await eventually(logged_out, timeout=15, every=0.2)
+    assert await peer.wait_closed() == 4003
+    assert await token_status(http, gateway, token) == 401
 
 
 # -- SIGTERM while PostgreSQL is down ----------------------------------------------------
