@@ -520,8 +520,12 @@ async def test_metrics_tell_the_truth_through_a_postgres_and_a_redis_outage(
 
 
 async def cut_off(server: PostgresProcess) -> int:
-    """End every client connection, then pause the postmaster: new connections hang."""
+    """Pause the postmaster, so that new connections hang, then end every client connection
+    (through one opened before). In the other order a connection the gateway opened in
+    between (its writer reconnecting) outlived the cut and took a block of ids."""
     conn = await asyncpg.connect(server.url)
+    postmaster = postmaster_pid(server)
+    os.kill(postmaster, signal.SIGSTOP)
     try:
         await conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -529,8 +533,6 @@ async def cut_off(server: PostgresProcess) -> int:
         )
     finally:
         await conn.close()
-    postmaster = postmaster_pid(server)
-    os.kill(postmaster, signal.SIGSTOP)
     return postmaster
 
 
