@@ -27,12 +27,15 @@ import uuid
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from bench import raise_nofile_limit
 from bench.wsclient import WSClient, connect, frame
+
+if TYPE_CHECKING:
+    import aiohttp
 
 BACKLOG_LIMIT = 1 << 20
 """A publisher whose unsent bytes exceed this skips messages (reported): the load generator
@@ -596,6 +599,22 @@ async def run_hold(spec: dict[str, Any]) -> None:
 # -- revocation ----------------------------------------------------------------------------
 
 
+async def _post(
+    http: aiohttp.ClientSession, instance: dict[str, Any], path: str, token: str
+) -> tuple[float, int, str | None, float]:
+    """A bearer POST to one instance, timed: (sent, status, its ``X-Sessions-Closed`` receipt,
+    answer read), the times on ``perf_counter``."""
+    sent = time.perf_counter()
+    async with http.post(
+        f"http://{instance['host']}:{instance['port']}{path}",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as response:
+        status = response.status
+        receipt = response.headers.get("X-Sessions-Closed")
+        await response.read()
+    return sent, status, receipt, time.perf_counter()
+
+
 async def run_revoke(spec: dict[str, Any]) -> None:
     import aiohttp
 
@@ -650,15 +669,9 @@ async def run_revoke(spec: dict[str, Any]) -> None:
                 client = opened[position]
                 if client is None or client.closed.done():
                     continue
-                other = instances[1 - where]
-                t0 = time.perf_counter()
-                async with http.post(
-                    f"http://{other['host']}:{other['port']}/v1/auth/logout",
-                    headers={"Authorization": f"Bearer {token}"},
-                ) as response:
-                    status = response.status
-                    await response.read()
-                t_http = time.perf_counter()
+                t0, status, _, t_http = await _post(
+                    http, instances[1 - where], "/v1/auth/logout", token
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(client.closed), 2.0)
                 closed_at = client.close_at if client.closed.done() else None
@@ -693,16 +706,9 @@ async def run_revoke(spec: dict[str, Any]) -> None:
                 if not members:
                     continue
                 first_position, where = members[0]
-                target = instances[1 - where]
-                t0 = time.perf_counter()
-                async with http.post(
-                    f"http://{target['host']}:{target['port']}/v1/auth/logout/all",
-                    headers={"Authorization": f"Bearer {plan[first_position][0]}"},
-                ) as response:
-                    status = response.status
-                    receipt = response.headers.get("X-Sessions-Closed")
-                    await response.read()
-                t_http = time.perf_counter()
+                t0, status, receipt, t_http = await _post(
+                    http, instances[1 - where], "/v1/auth/logout/all", plan[first_position][0]
+                )
                 waiting = [opened[p].closed for p, _ in members if opened[p] is not None]  # type: ignore[union-attr]
                 await asyncio.wait(waiting, timeout=10.0)
                 latencies = []
