@@ -513,7 +513,8 @@ def revocation_table(revocation: dict[str, Any]) -> str:
 
 
 def _revocation_context(s: dict[str, Any]) -> str:
-    """What tells the gateways' tail from the host's: their own count, and the host's steal."""
+    """What tells the gateways' tail from what they wait on: their own count of closes, the
+    database's commit latency, and the host's steal time."""
     counted = s.get("gateway_counted")
     if not counted:
         return ""
@@ -635,9 +636,9 @@ def instructions_table(counted: dict[str, Any]) -> str:
         f"counters zeroed and dumped around a measured phase of {counted['seconds']:.0f} s "
         f"({gate['messages']:,} and {base['messages']:,} messages): **{gate['per_message']:,.0f} "
         f"instructions per message in user space against {base['per_message']:,.0f} for the bare "
-        f"relay ({fmt(counted['ratio'], 2)}x)**. The gateway's count moved by up to 4% between "
-        "runs of the same code (153.0k-159.0k), the relay's by 0.6%: compare counts from one "
-        "run. The kernel's work (socket reads and writes) is not in it."
+        f"relay ({fmt(counted['ratio'], 2)}x)**. On this bench's hosts the gateway's count moved "
+        "by up to 4% between runs of the same code, the relay's by under 1%: compare counts from "
+        "one run. The kernel's work (socket reads and writes) is not in it."
     )
 
 
