@@ -688,6 +688,7 @@ async def run_revoke(spec: dict[str, Any]) -> None:
                 )
                 await asyncio.sleep(float(spec.get("gap", 0.005)))
 
+            singles_gc = own.summary()
             if spec.get("stepped"):
                 # The orchestrator reads the instances' loop lag for this window before going on.
                 emit("singles_done", count=len(single))
@@ -760,7 +761,7 @@ async def run_revoke(spec: dict[str, Any]) -> None:
         },
         logout_all=groups,
         fillers_still_open=fillers_open,
-        loadgen_gc=own.summary(),
+        loadgen_gc=singles_gc,
         fillers=filler_count,
     )
 
