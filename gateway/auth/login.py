@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Awaitable
 from typing import NoReturn
 
 from gateway.auth.minting import (
@@ -34,6 +35,7 @@ from gateway.auth.tokens import (
 )
 from gateway.errors import Forbidden, NotFound, TokenRevoked, TooManyRequests, Unauthorized
 from gateway.metrics import Metrics
+from gateway.store.db import transient
 from gateway.store.devices import DeviceStore
 from gateway.store.sessions import Consumed, Guard, SessionStore
 from gateway.store.users import UserStore
@@ -367,7 +369,7 @@ class AuthService:
         receipt = await self.revoker.revoke(*revocations)
         # Bookkeeping only (the revocation rows are what every check reads): after the fan-out,
         # so that it does not delay the close frames.
-        await self.sessions.close(sid)
+        await _bookkeeping(self.sessions.close(sid), "a revoked login session")
         return receipt
 
     async def logout(self, principal: Principal) -> Receipt:
@@ -388,7 +390,7 @@ class AuthService:
             expires_at=time.time() + self.horizon,
         )
         receipt = await self.revoker.revoke(revocation)
-        await self.sessions.close_all(user_id)
+        await _bookkeeping(self.sessions.close_all(user_id), f"user {user_id}'s login sessions")
         return receipt
 
     async def revoke_token(self, jti: str, reason: RevocationReason) -> Receipt:
@@ -396,3 +398,21 @@ class AuthService:
 
     async def revoke_device(self, device_id: str, reason: RevocationReason) -> Receipt:
         return await self.revoker.revoke(self._revocation("device", device_id, reason))
+
+
+async def _bookkeeping(step: Awaitable[None], what: str) -> None:
+    """Marks in ``login_sessions`` what a revocation already ended. The revocation is stored
+    and sent by then, so a failure here must not fail the request (its retry would only get
+    401, the token being revoked): it is logged, and the request succeeds."""
+    try:
+        await step
+    except Exception as exc:
+        if not transient(exc):
+            log.exception("%s could not be marked closed (the revocation is in force)", what)
+            return
+        log.warning(
+            "%s could not be marked closed (the revocation is in force): PostgreSQL "
+            "unreachable: %s",
+            what,
+            type(exc).__name__,
+        )

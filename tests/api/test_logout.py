@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, bearer, create_user, login
@@ -134,3 +137,46 @@ async def test_a_narrowed_token_cannot_end_every_session_of_its_user(
     await expect_empty(await client.post("/v1/auth/logout", headers=bearer(minted["access_token"])))
     assert await me_status(client, minted["access_token"]) == 401
     assert await me_status(client, admin["access_token"]) == 200
+
+
+@pytest.fixture
+async def login_sessions_refuse_updates(clean_db: str) -> AsyncIterator[None]:
+    """A trigger that makes PostgreSQL refuse any change to ``login_sessions`` (the test's own
+    database; dropped afterwards, as the database outlives the test)."""
+    conn = await asyncpg.connect(clean_db)
+    try:
+        await conn.execute(
+            """CREATE FUNCTION refuse_by_test() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+               CREATE TRIGGER refuse_by_test BEFORE UPDATE ON login_sessions
+               FOR EACH ROW EXECUTE FUNCTION refuse_by_test()"""
+        )
+        yield
+    finally:
+        await conn.execute(
+            "DROP TRIGGER IF EXISTS refuse_by_test ON login_sessions; "
+            "DROP FUNCTION IF EXISTS refuse_by_test()"
+        )
+        await conn.close()
+
+
+@pytest.mark.parametrize("path", ["/v1/auth/logout", "/v1/auth/logout/all"])
+async def test_a_logout_in_force_succeeds_when_marking_its_sessions_closed_fails(
+    client: TestClient[Any, Any],
+    admin: dict[str, Any],
+    login_sessions_refuse_updates: None,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+) -> None:
+    """The revocation is stored and sent before the login sessions are marked closed. When that
+    last step fails, the logout has taken effect all the same: it answers 204 (an error would
+    send the client to retry, and the retry would get 401) and the failure is logged."""
+    await expect_empty(await client.post(path, headers=bearer(admin["access_token"])))
+
+    response = await client.get("/v1/auth/me", headers=bearer(admin["access_token"]))
+    await expect_error(response, 401, "Token revoked")
+    await expect_error(await refresh(client, admin["refresh_token"]), 401, "Token revoked")
+    marked = [r for r in caplog.records if "could not be marked closed" in r.getMessage()]
+    assert len(marked) == 1, caplog.text
+    assert marked[0].levelname == "ERROR"
+    assert "refused by the test" in caplog.text
