@@ -361,3 +361,7 @@ class Obj(Schema):
 DEVICE_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 DEVICE_ID = Str(min_length=1, max_length=64, pattern=DEVICE_ID_PATTERN)
 """A device id: chosen by the client, used in URLs and channel names."""
+
+DESCRIPTION = Str(max_length=2000, nullable=True)
+"""A free-text description (networks, device types, plugins): one bound for what a request may
+set and what a response may hold, so that a response never breaks its own documented schema."""

@@ -29,10 +29,16 @@ LOGIN = Obj(
     exactly_one=("email", "login", "username"),
 )
 
+TOKEN = Str(
+    max_length=8192,
+    description="a token carries its scope (networks, devices, a plugin's topic), so it may be "
+    "long; none is issued longer than fits in an Authorization header",
+)
+
 TOKEN_PAIR = Obj(
     {
-        "access_token": Str(),
-        "refresh_token": Str(),
+        "access_token": TOKEN,
+        "refresh_token": TOKEN,
         "token_type": Str(enum=["Bearer"]),
         "expires_in": Int(description="seconds until the access token expires"),
         "issued_at": Str(format="date-time"),

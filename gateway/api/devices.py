@@ -6,20 +6,18 @@ from aiohttp import web
 
 from gateway.api.routing import ROUTES, Call
 from gateway.http import json_response
-from gateway.schema import DEVICE_ID, AnyJson, Array, Bool, Int, Obj, Str
+from gateway.schema import DESCRIPTION, DEVICE_ID, AnyJson, Array, Bool, Int, Obj, Str
 from gateway.types import Action
 
 NETWORK = Obj(
-    {"id": Int(), "name": Str(max_length=200), "description": Str(max_length=2000, nullable=True)},
+    {"id": Int(), "name": Str(max_length=200), "description": DESCRIPTION},
     required=["id", "name", "description"],
 )
 NEW_NETWORK = Obj(
-    {"name": Str(min_length=1, max_length=200), "description": Str(max_length=2000, nullable=True)},
+    {"name": Str(min_length=1, max_length=200), "description": DESCRIPTION},
     required=["name"],
 )
-NETWORK_CHANGES = Obj(
-    {"name": Str(min_length=1, max_length=200), "description": Str(max_length=2000, nullable=True)}
-)
+NETWORK_CHANGES = Obj({"name": Str(min_length=1, max_length=200), "description": DESCRIPTION})
 DEVICE = Obj(
     {
         "id": DEVICE_ID,

@@ -7,21 +7,19 @@ from aiohttp import web
 from gateway.api.routing import ROUTES, Call
 from gateway.http import json_response
 from gateway.listing import by_name, filters
-from gateway.schema import Array, Bool, Int, Obj, Str
+from gateway.schema import DESCRIPTION, Array, Bool, Int, Obj, Str
 from gateway.store.devicetypes import TypeAccess
 from gateway.types import Action
 
 DEVICE_TYPE = Obj(
-    {"id": Int(), "name": Str(), "description": Str(nullable=True)},
+    {"id": Int(), "name": Str(), "description": DESCRIPTION},
     required=["id", "name", "description"],
 )
 NEW_DEVICE_TYPE = Obj(
-    {"name": Str(min_length=1, max_length=200), "description": Str(max_length=2000, nullable=True)},
+    {"name": Str(min_length=1, max_length=200), "description": DESCRIPTION},
     required=["name"],
 )
-DEVICE_TYPE_CHANGES = Obj(
-    {"name": Str(min_length=1, max_length=200), "description": Str(max_length=2000, nullable=True)}
-)
+DEVICE_TYPE_CHANGES = Obj({"name": Str(min_length=1, max_length=200), "description": DESCRIPTION})
 DEVICE_TYPE_ID = {"id": Int(minimum=1)}
 LISTING = by_name(["id", "name"])
 

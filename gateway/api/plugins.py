@@ -14,7 +14,7 @@ from gateway.clock import iso
 from gateway.errors import Unauthorized
 from gateway.http import json_response
 from gateway.listing import MAX_SKIP, MAX_TAKE
-from gateway.schema import Array, Bool, Int, Obj, Str
+from gateway.schema import DESCRIPTION, Array, Bool, Int, Obj, Str
 from gateway.types import Action, Topic
 
 IDS = Array(Int(minimum=1), min_items=1, max_items=1000)
@@ -32,7 +32,7 @@ TOPIC = Obj(
 NEW_PLUGIN = Obj(
     {
         "name": Str(min_length=1, max_length=200),
-        "description": Str(max_length=2000, nullable=True),
+        "description": DESCRIPTION,
         "topic": TOPIC,
     },
     required=["name", "topic"],
@@ -51,16 +51,15 @@ PLUGIN = Obj(
     {
         "id": Int(),
         "name": Str(),
-        "description": Str(nullable=True),
+        "description": DESCRIPTION,
         "userId": Int(),
         "topic": TOPIC_JSON,
         "createdAt": Str(format="date-time"),
     },
     required=["id", "name", "description", "userId", "topic", "createdAt"],
 )
-TOKEN = Str(max_length=8192, description="a plugin's tokens carry its topic: longer than most")
 CREATED = Obj(
-    {"plugin": PLUGIN, **TOKEN_PAIR.properties, "access_token": TOKEN, "refresh_token": TOKEN},
+    {"plugin": PLUGIN, **TOKEN_PAIR.properties},
     required=["plugin", *TOKEN_PAIR.required],
 )
 PLUGIN_PAYLOAD = Obj(

@@ -190,3 +190,42 @@ async def test_any_int64_path_id_is_read_as_one(
     await expect_error(response, 404, "User not found")
     response = await client.get("/v1/users/9223372036854775808", headers=admin_headers)
     await expect_error(response, 422, "id: must be a 64-bit integer")
+
+
+def _resolved(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def _json_schema(document: dict[str, Any], part: dict[str, Any]) -> dict[str, Any] | None:
+    schema = part.get("content", {}).get("application/json", {}).get("schema")
+    return None if schema is None else _resolved(document, schema)
+
+
+async def test_a_response_holds_whatever_its_request_may_set(
+    client: TestClient[Any, Any],
+) -> None:
+    """A field a request sets and its response echoes admits in the response every length the
+    request does: a device type's description of 2,000 characters was accepted, then broke its
+    own response schema (1,024), as the long fuzz run found."""
+    document = await fetch(client)
+    narrower = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            body = _json_schema(document, operation.get("requestBody", {}))
+            if body is None:
+                continue
+            for status, response in operation["responses"].items():
+                echoed = _json_schema(document, response) if status.startswith("2") else None
+                for name, field in body.get("properties", {}).items():
+                    held = (echoed or {}).get("properties", {}).get(name)
+                    if held is None:
+                        continue
+                    wanted = _resolved(document, field).get("maxLength")
+                    bound = _resolved(document, held).get("maxLength")
+                    if bound is not None and (wanted is None or wanted > bound):
+                        narrower.append(
+                            f"{method.upper()} {path} {status} {name}: {wanted}>{bound}"
+                        )
+    assert narrower == []

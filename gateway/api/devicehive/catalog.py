@@ -10,7 +10,7 @@ from gateway.devices.catalog import require
 from gateway.devices.devicehive import network_json, user_filters, user_json
 from gateway.http import json_response
 from gateway.listing import by_name, filters, like_pattern, paging
-from gateway.schema import Int, Obj, Str
+from gateway.schema import DESCRIPTION, Int, Obj, Str
 from gateway.types import Action
 
 ID = {"id": Int(minimum=1)}
@@ -22,7 +22,7 @@ USER_LISTING = {
     **paging(["id", "login"]),
 }
 NAMED = Obj(
-    {"name": Str(min_length=1, max_length=200), "description": Str(max_length=2000, nullable=True)},
+    {"name": Str(min_length=1, max_length=200), "description": DESCRIPTION},
     required=["name"],
     additional=True,
 )
