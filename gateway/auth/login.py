@@ -27,13 +27,21 @@ from gateway.auth.revoker import Receipt, Revoker
 from gateway.auth.throttle import LoginThrottle, Outcome
 from gateway.auth.tokens import (
     ACCESS,
+    MAX_TOKEN_LENGTH,
     REFRESH,
     IssuedToken,
     TokenCodec,
     TokenPair,
     principal_from_claims,
 )
-from gateway.errors import Forbidden, NotFound, TokenRevoked, TooManyRequests, Unauthorized
+from gateway.errors import (
+    Forbidden,
+    NotFound,
+    TokenRevoked,
+    TooManyRequests,
+    Unauthorized,
+    Unprocessable,
+)
 from gateway.metrics import Metrics
 from gateway.store.db import transient
 from gateway.store.devices import DeviceStore
@@ -282,7 +290,9 @@ class AuthService:
             caller.user_id if request.user_id is None else request.user_id
         )
         if target is None:
-            raise NotFound("User not found")
+            # Minting for themself, the caller's own user is gone: its token is as good as
+            # revoked (401), not a request for a missing user (404).
+            raise NotFound("User not found") if for_other else TokenRevoked()
         if not target.active:
             raise Forbidden("User account is disabled")
         caller_user = (
@@ -320,6 +330,12 @@ class AuthService:
             refresh_expires=grant.family_ends,
             parents=grant.parents,
         )
+        longest = max(len(pair.access.token), len(pair.refresh.token))
+        if longest > MAX_TOKEN_LENGTH:
+            raise Unprocessable(
+                f"The token would be {longest:,} characters, and at most {MAX_TOKEN_LENGTH:,} "
+                "fit in an Authorization header: name fewer devices or networks"
+            )
         # Nothing may have cut off the caller's token (when minting for themself) or, since the
         # read, the user; nor revoked the caller's token or the families it descends from.
         since = caller.issued_at if target.id == caller.user_id else pair.access.issued_at

@@ -6,6 +6,7 @@ for more than one holds is tried here and must be a 403 naming what exceeds.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.auth.permissions import CLIENT_ACTIONS
+from gateway.auth.tokens import MAX_TOKEN_LENGTH
 from gateway.types import Action
 from tests.conftest import bearer, create_user, login
 from tests.support.http import (
@@ -23,7 +25,7 @@ from tests.support.http import (
     expect_json,
     token_info,
 )
-from tests.support.tokens import split
+from tests.support.tokens import resign, split
 
 
 @dataclass
@@ -290,3 +292,31 @@ async def test_a_wildcard_alone_means_all(world: World) -> None:
     payload = (await token_info(world.client, body["access_token"]))["payload"]
     assert payload["networkIds"] == ["*"]
     assert payload["deviceIds"] == ["*"]
+
+
+async def test_a_token_too_long_to_be_presented_is_not_minted(world: World) -> None:
+    """A token travels in an Authorization header, which the HTTP parser caps at 8,190 bytes: a
+    mint naming so many devices that its token would not fit is refused, not handed out as a
+    token that every request would then reject (89 KB for 1,000 device ids)."""
+    many = [f"device-{n:04d}-" + "x" * 40 for n in range(1000)]
+    response = await world.mint(world.admin, deviceIds=many)
+    assert response.status == 422, await response.text()
+    message = (await response.json())["message"]
+    assert re.fullmatch(
+        r"The token would be [\d,]+ characters, and at most 8,183 fit in an Authorization "
+        r"header: name fewer devices or networks",
+        message,
+    ), message
+    fits = await expect_json(await world.mint(world.admin, deviceIds=many[:60]), 201)
+    assert len(fits["access_token"]) <= MAX_TOKEN_LENGTH
+    me = await world.client.get("/v1/auth/me", headers=bearer(fits["access_token"]))
+    assert me.status == 200, await me.text()
+
+
+async def test_a_token_whose_user_is_gone_mints_nothing(
+    world: World, admin: dict[str, Any]
+) -> None:
+    """A token validly signed for a user that does not exist is as good as revoked: 401, not
+    the 404 of a request for a missing user (the long fuzz run signs such tokens)."""
+    ghost = resign(admin["access_token"], sub="999999")
+    await expect_error(await world.mint(bearer(ghost)), 401, "Token revoked")
