@@ -1,8 +1,9 @@
 """Requests the HTTP parser refuses, and the rule that no token ever reaches the log.
 
-aiohttp refuses what it cannot parse (a NUL in a header, a header line over 8190 bytes) with its
-own text/plain 400 before any handler runs (documented in the README); the gateway's part is
-that the log gets one line per refusal, without a traceback and without the request's bytes.
+aiohttp refuses what it cannot parse (a NUL in a header, a request or header line over 8190
+bytes) with its own text/plain 400 before any handler runs (documented in the README); the
+gateway's part is that the log gets one line per refusal, without a traceback and without the
+request's bytes.
 """
 
 from __future__ import annotations
@@ -36,22 +37,25 @@ def log_text(caplog: pytest.LogCaptureFixture) -> str:
     return "\n".join(formatter.format(record) for record in caplog.records)
 
 
+def _get(target: bytes, header: bytes) -> bytes:
+    return b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + header + b"\r\n\r\n"
+
+
 @pytest.mark.parametrize(
-    "header",
+    "request_bytes",
     [
-        b"Authorization: Bearer " + SECRET.encode() + b"\x00abc",
-        b"Authorization: Bearer " + SECRET.encode() + b"A" * 9000,
-        b"X-Padding: " + b"A" * 9000,
+        _get(b"/v1/auth/me", b"Authorization: Bearer " + SECRET.encode() + b"\x00abc"),
+        _get(b"/v1/auth/me", b"Authorization: Bearer " + SECRET.encode() + b"A" * 9000),
+        _get(b"/v1/auth/me", b"X-Padding: " + b"A" * 9000),
+        _get(b"/v1/devices/d1/notifications?names=" + b"A" * 9000, b"X-Padding: 1"),
     ],
-    ids=["nul-byte", "long-authorization", "long-header"],
+    ids=["nul-byte", "long-authorization", "long-header", "long-request-line"],
 )
 async def test_a_malformed_request_is_a_400_and_one_log_line_without_its_bytes(
-    client: TestClient[Any, Any], caplog: pytest.LogCaptureFixture, header: bytes
+    client: TestClient[Any, Any], caplog: pytest.LogCaptureFixture, request_bytes: bytes
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    answer = await raw_request(
-        client, b"GET /v1/auth/me HTTP/1.1\r\nHost: 127.0.0.1\r\n" + header + b"\r\n\r\n"
-    )
+    answer = await raw_request(client, request_bytes)
     assert answer.startswith(b"HTTP/1.0 400 Bad Request\r\n"), answer[:200]
     refusals = [r for r in caplog.records if r.name == "gateway.http"]
     assert len(refusals) == 1
