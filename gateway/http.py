@@ -66,6 +66,11 @@ DATABASE_UNAVAILABLE = "Database unavailable; retry later"
 RETRY_AFTER = 1
 """Seconds a client is told to wait (Retry-After) while a dependency is unreachable."""
 
+MAX_QUERY_TEXT = 7 * 1024
+"""The longest text a query parameter declares: aiohttp's parser reads request lines of at most
+8190 bytes (method, path, query and protocol together) and answers a longer one with its own
+text/plain 400, so a longer value could never arrive."""
+
 Outage = Callable[[BaseException], bool]
 """Told an unexpected error; True when it means a dependency is down (answered 503 and logged
 once per outage by whoever tracks it), False when it is a bug (500, logged with traceback)."""

@@ -11,7 +11,7 @@ from gateway.api.devices import DEVICE_PATH
 from gateway.api.routing import ROUTES, Call
 from gateway.devices.history import DEFAULT_WAIT, MAX_WAIT
 from gateway.errors import Unprocessable
-from gateway.http import json_response
+from gateway.http import MAX_QUERY_TEXT, json_response
 from gateway.limits import parse_timestamp
 from gateway.schema import DEVICE_ID, AnyJson, Array, Int, Obj, Schema, Str
 from gateway.store.history import Item, Query, cursor_of, parse_cursor
@@ -24,8 +24,8 @@ MAX_LIMIT = 1000
 TIMESTAMP_QUERY = Str(min_length=1, max_length=64, description="ISO-8601; UTC unless zoned")
 NAMES_QUERY = Str(
     min_length=1,
-    max_length=MAX_NAMES * (MAX_NAME + 1),
-    description=f"comma-separated names (at most {MAX_NAMES})",
+    max_length=MAX_QUERY_TEXT,
+    description=f"comma-separated names (at most {MAX_NAMES}, and {MAX_QUERY_TEXT:,} characters)",
 )
 CURSOR_QUERY = Str(
     min_length=1, max_length=64, description="the cursor of the previous page (opaque)"

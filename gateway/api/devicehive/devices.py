@@ -19,7 +19,7 @@ from gateway.devices.devicehive import (
 )
 from gateway.devices.history import MAX_WAIT
 from gateway.errors import NotFound, Unprocessable
-from gateway.http import json_response
+from gateway.http import MAX_QUERY_TEXT, json_response
 from gateway.limits import INT32_MAX, item_timestamp
 from gateway.listing import MAX_SKIP, MAX_TAKE
 from gateway.schema import DEVICE_ID, AnyJson, Bool, Int, Obj, Str
@@ -93,15 +93,15 @@ async def dialect_device_delete(call: Call) -> web.Response:
 
 POLL = {
     "timestamp": TIMESTAMP,
-    "names": Str(max_length=256 * 257),
+    "names": Str(max_length=MAX_QUERY_TEXT),
     "waitTimeout": Int(minimum=0, maximum=int(MAX_WAIT)),
     "limit": Int(minimum=0, maximum=1000),
 }
 POLL_MANY = {
     **POLL,
     "deviceId": DEVICE_ID,
-    "networkIds": Str(max_length=20_000),
-    "deviceTypeIds": Str(max_length=20_000),
+    "networkIds": Str(max_length=MAX_QUERY_TEXT),
+    "deviceTypeIds": Str(max_length=MAX_QUERY_TEXT),
 }
 DEFAULT_POLL_WAIT = 30
 LAST_SECOND = 253_402_300_799.0
