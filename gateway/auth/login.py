@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
 from typing import NoReturn
 
 from gateway.auth.minting import (
@@ -17,33 +16,25 @@ from gateway.auth.minting import (
     is_tied,
     mint_grant,
     needs_locations,
+    presentable,
     refreshed_rights,
     rotated_lifetimes,
 )
 from gateway.auth.passwords import Passwords
 from gateway.auth.permissions import ROLES
 from gateway.auth.revocation import RevocationView
-from gateway.auth.revoker import Receipt, Revoker
+from gateway.auth.revoker import Receipt, Revoker, bookkeeping
 from gateway.auth.throttle import LoginThrottle, Outcome
 from gateway.auth.tokens import (
     ACCESS,
-    MAX_TOKEN_LENGTH,
     REFRESH,
     IssuedToken,
     TokenCodec,
     TokenPair,
     principal_from_claims,
 )
-from gateway.errors import (
-    Forbidden,
-    NotFound,
-    TokenRevoked,
-    TooManyRequests,
-    Unauthorized,
-    Unprocessable,
-)
+from gateway.errors import Forbidden, NotFound, TokenRevoked, TooManyRequests, Unauthorized
 from gateway.metrics import Metrics
-from gateway.store.db import transient
 from gateway.store.devices import DeviceStore
 from gateway.store.sessions import Consumed, Guard, SessionStore
 from gateway.store.users import UserStore
@@ -289,9 +280,7 @@ class AuthService:
         target = await self.users.get(
             caller.user_id if request.user_id is None else request.user_id
         )
-        if target is None:
-            # Minting for themself, the caller's own user is gone: its token is as good as
-            # revoked (401), not a request for a missing user (404).
+        if target is None:  # for themself: the caller's user is gone, its token as good as revoked
             raise NotFound("User not found") if for_other else TokenRevoked()
         if not target.active:
             raise Forbidden("User account is disabled")
@@ -330,12 +319,7 @@ class AuthService:
             refresh_expires=grant.family_ends,
             parents=grant.parents,
         )
-        longest = max(len(pair.access.token), len(pair.refresh.token))
-        if longest > MAX_TOKEN_LENGTH:
-            raise Unprocessable(
-                f"The token would be {longest:,} characters, and at most {MAX_TOKEN_LENGTH:,} "
-                "fit in an Authorization header: name fewer devices or networks"
-            )
+        presentable(pair.access.token, pair.refresh.token)
         # Nothing may have cut off the caller's token (when minting for themself) or, since the
         # read, the user; nor revoked the caller's token or the families it descends from.
         since = caller.issued_at if target.id == caller.user_id else pair.access.issued_at
@@ -385,7 +369,7 @@ class AuthService:
         receipt = await self.revoker.revoke(*revocations)
         # Bookkeeping only (the revocation rows are what every check reads): after the fan-out,
         # so that it does not delay the close frames.
-        await _bookkeeping(self.sessions.close(sid), "a revoked login session")
+        await bookkeeping(self.sessions.close(sid), "a revoked login session")
         return receipt
 
     async def logout(self, principal: Principal) -> Receipt:
@@ -406,7 +390,7 @@ class AuthService:
             expires_at=time.time() + self.horizon,
         )
         receipt = await self.revoker.revoke(revocation)
-        await _bookkeeping(self.sessions.close_all(user_id), f"user {user_id}'s login sessions")
+        await bookkeeping(self.sessions.close_all(user_id), f"user {user_id}'s login sessions")
         return receipt
 
     async def revoke_token(self, jti: str, reason: RevocationReason) -> Receipt:
@@ -414,21 +398,3 @@ class AuthService:
 
     async def revoke_device(self, device_id: str, reason: RevocationReason) -> Receipt:
         return await self.revoker.revoke(self._revocation("device", device_id, reason))
-
-
-async def _bookkeeping(step: Awaitable[None], what: str) -> None:
-    """Marks in ``login_sessions`` what a revocation already ended. The revocation is stored
-    and sent by then, so a failure here must not fail the request (its retry would only get
-    401, the token being revoked): it is logged, and the request succeeds."""
-    try:
-        await step
-    except Exception as exc:
-        if not transient(exc):
-            log.exception("%s could not be marked closed (the revocation is in force)", what)
-            return
-        log.warning(
-            "%s could not be marked closed (the revocation is in force): PostgreSQL "
-            "unreachable: %s",
-            what,
-            type(exc).__name__,
-        )

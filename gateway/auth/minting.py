@@ -20,6 +20,21 @@ MAX_CHAIN = 4
 
 SESSION_ENDED = "Your login session has ended; log in again"
 
+MAX_TOKEN_LENGTH = 8190 - len("Bearer ")
+"""The longest token the gateway accepts back: aiohttp's HTTP parser refuses a header value over
+8190 bytes with its own 400 before any handler runs, and a token travels as ``Bearer <token>``."""
+
+
+def presentable(*tokens: str) -> None:
+    """Refuses (422) a mint whose tokens would be too long to present: a token nobody can use
+    is a trap (1,000 device ids made 89 KB)."""
+    longest = max(len(token) for token in tokens)
+    if longest > MAX_TOKEN_LENGTH:
+        raise Unprocessable(
+            f"The token would be {longest:,} characters, and at most {MAX_TOKEN_LENGTH:,} "
+            "fit in an Authorization header: name fewer devices or networks"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class MintRequest:

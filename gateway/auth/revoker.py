@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 from gateway.auth.revocation import RevocationView
 from gateway.bus.control import Control
 from gateway.metrics import Metrics
+from gateway.store.db import transient
 from gateway.store.sessions import RevocationStore
 from gateway.types import Revocation
 
@@ -173,3 +174,21 @@ class Revoker:
         """One step of the supervised loop that runs every ``reconcile_interval``."""
         await self.reconcile()
         self.view.prune()
+
+
+async def bookkeeping(step: Awaitable[None], what: str) -> None:
+    """Runs what follows a revocation in force (marking login sessions closed). The revocation
+    is stored and sent by then, so a failure here must not fail the request (its retry would
+    only get 401, the token being revoked): it is logged, and the request succeeds."""
+    try:
+        await step
+    except Exception as exc:
+        if not transient(exc):
+            log.exception("%s could not be marked closed (the revocation is in force)", what)
+            return
+        log.warning(
+            "%s could not be marked closed (the revocation is in force): PostgreSQL "
+            "unreachable: %s",
+            what,
+            type(exc).__name__,
+        )

@@ -31,11 +31,6 @@ from gateway.types import WILDCARD, Action, Principal, Scope, Topic
 ACCESS = "access"
 REFRESH = "refresh"
 
-MAX_TOKEN_LENGTH = 8190 - len("Bearer ")
-"""The longest token the gateway accepts back: aiohttp's HTTP parser refuses a header value over
-8190 bytes with its own 400 before any handler runs, and a token travels as ``Bearer <token>``.
-Minting refuses (422) a token that would be longer: one nobody can present is a trap."""
-
 _REQUIRED_CLAIMS = ["iss", "sub", "jti", "iat", "exp", "typ", "sid"]
 _MAX_PARENTS = 8
 

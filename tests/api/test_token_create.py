@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateway.auth.minting import MAX_TOKEN_LENGTH
 from gateway.auth.permissions import CLIENT_ACTIONS
-from gateway.auth.tokens import MAX_TOKEN_LENGTH
 from gateway.types import Action
 from tests.conftest import bearer, create_user, login
 from tests.support.http import (
